@@ -1,0 +1,3 @@
+from deadeye.cli import main
+
+raise SystemExit(main())

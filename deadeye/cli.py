@@ -1,0 +1,73 @@
+"""The `deadeye` command line. Each subcommand's work lives in its own module; this file
+only parses arguments and turns every expected failure into one line on stderr and a
+non-zero exit status (never a traceback)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from deadeye.ir.errors import WasmError
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from deadeye.frontend.module import parse_module
+
+    data = _read_input(args.file)
+    parse_module(data, validate="eager")
+    print("ok")
+    return 0
+
+
+def _cmd_wast(args: argparse.Namespace) -> int:
+    from deadeye import wast
+
+    return wast.main(args)
+
+
+def _read_input(path: str) -> bytes:
+    """Read a module; `.wat` text goes through wasmtime's wat2wasm (the `text` extra)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if path.endswith(".wat"):
+        from deadeye.wat import wat_to_wasm
+
+        data = wat_to_wasm(data.decode("utf-8", errors="replace"))
+    return data
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="deadeye", description="WebAssembly through an optimizing pipeline into register bytecode."
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    v = sub.add_parser("validate", help="decode and validate a module; print ok or the error")
+    v.add_argument("file", metavar="FILE.wasm")
+    v.set_defaults(func=_cmd_validate)
+
+    w = sub.add_parser("wast", help="run .wast spec scripts")
+    w.add_argument("paths", nargs="+", metavar="PATH", help=".wast files or folders of them")
+    w.add_argument("--json", metavar="FILE", help="write per-kind totals and per-file detail")
+    w.add_argument("--engine", default=None, help="execution engine (ir, interp, native)")
+    w.add_argument("-v", "--verbose", action="store_true", help="print every failure")
+    w.set_defaults(func=_cmd_wast)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except WasmError as e:
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""deadeye.frontend: Wasm binary decoding, validation and lifting to IR."""

@@ -1,0 +1,1 @@
+"""deadeye.interp: the bytecode ISA, the runtime and the portable interpreter."""

@@ -1,0 +1,1 @@
+"""deadeye.jit: native handlers for the bytecode ISA, generated with llvmlite."""

@@ -1,0 +1,1 @@
+"""deadeye.lower: instruction selection, register allocation and encoding."""

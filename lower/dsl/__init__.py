@@ -1,0 +1,1 @@
+"""deadeye.lower.dsl: the rule language (grammar, checks, matcher compiler)."""

@@ -1,0 +1,1 @@
+"""deadeye.opt: IR optimization passes and the mid-end rewrite-rule driver."""

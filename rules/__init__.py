@@ -1,0 +1,1 @@
+"""Rule files (`opts/*.isle`, `lower/*.isle`), shipped as package data."""
