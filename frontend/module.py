@@ -102,6 +102,17 @@ class DataSegment:
     offset: ConstExpr | None = None  # active only
 
 
+@dataclass(frozen=True, slots=True)
+class Features:
+    """Proposals beyond Wasm 2.0 that the decoder and validator accept. All on by
+    default; the spec's core tests predate them (e.g. a non-zero `memory.size` byte is
+    malformed there but a memory index with multi-memory)."""
+
+    tail_call: bool = True
+    extended_const: bool = True
+    multi_memory: bool = True
+
+
 @dataclass(slots=True)
 class Names:
     """The `name` custom section (kept for backtraces and disassembly)."""
@@ -138,6 +149,14 @@ class Module:
     num_imported_globals: int = 0
     # Set of defined-function indices whose bodies passed validation (lazy mode).
     validated: set[int] = field(default_factory=set)
+    features: Features = field(default_factory=Features)
+    # Byte offsets of module-level entities for error messages: "import", "func" (the
+    # function section's type index), "table", "memory", "export", "start" -> one offset
+    # per entry, in order.
+    entity_offsets: dict[str, list[int]] = field(default_factory=dict, repr=False, compare=False)
+    # The validator's flattened index spaces (built on first validation, reused by
+    # lazy `validate_function` calls).
+    validation_context: object | None = field(default=None, repr=False, compare=False)
 
     # -- index spaces (imports first, then definitions) -------------------------------
     def func_type(self, func_index: int) -> FuncType:
@@ -196,3 +215,30 @@ class Module:
                     return imp.desc
                 seen += 1
         raise IndexError(index)
+
+
+def parse_module(
+    data: bytes,
+    validate: Literal["eager", "lazy", "none"] = "eager",
+    features: Features | None = None,
+) -> Module:
+    """Decode a binary module. "eager" also validates the module and every function
+    body; "lazy" validates the module but leaves each body to `validate_function` (call
+    it before first use); "none" only decodes. Raises DecodeError / ValidationError."""
+    from .decoder import decode_module
+    from .validator import validate_module
+
+    if validate not in ("eager", "lazy", "none"):
+        raise ValueError(f"validate must be 'eager', 'lazy' or 'none', not {validate!r}")
+    module = decode_module(data, features)
+    if validate != "none":
+        validate_module(module, bodies=validate == "eager")
+    return module
+
+
+def validate_function(module: Module, defined_index: int) -> None:
+    """Validate one defined function's body (once; success is recorded in
+    `module.validated`)."""
+    from .validator import validate_function as _validate_function
+
+    _validate_function(module, defined_index)
