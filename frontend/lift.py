@@ -3,8 +3,8 @@
     env = module_env(module)            # once per module: the IR's view of its index spaces
     func = lift_function(module, 3, env)  # defined function 3 (not counting imports)
 
-or `ModuleLifter(module)`, which keeps the env and lifts each function on first request.
-Nothing is lifted until asked. A body that has not been validated yet (lazy parsing) is
+or `ModuleLifter(module)`, which keeps the env and lifts each function on first request
+(`lift_module(module)` lifts them all at once, for tools). Nothing is lifted until asked. A body that has not been validated yet (lazy parsing) is
 validated first: the lifter relies on the validator's guarantees and does no type checks
 of its own beyond what the IR builder does.
 
@@ -34,8 +34,8 @@ first instruction of the body (`loop` itself runs once, on entry), the false edg
 `else` executes it and then jumps past the `end`. The function's final `end` executes
 when the body falls through to it. Skipped (unreachable) code costs nothing. Hence the
 fuel summed over the IR blocks a run passes through equals the number of Wasm
-instructions it executed (a trap in the middle of a block still counts the whole block:
-fuel is per block).
+instructions it executed; on a path that traps, the trapping block counts in full (fuel
+is charged per block, so the instructions after the trapping one are counted too).
 
 Instructions that may trap or call (IR effects MAY_TRAP or CALL) record the byte offset of
 their Wasm instruction (`Instruction.offset`); each block records the offset of the first
@@ -55,7 +55,7 @@ from .module import Module
 from .module import validate_function as _validate_function
 from .opcodes import OPS as WASM_OPS
 
-__all__ = ["module_env", "lift_function", "ModuleLifter", "HANDLED_OPS"]
+__all__ = ["module_env", "lift_function", "lift_module", "ModuleLifter", "HANDLED_OPS"]
 
 _OFFSET_EFFECTS = irops.Effect.MAY_TRAP | irops.Effect.CALL
 
@@ -448,3 +448,12 @@ class ModuleLifter:
     def lifted(self) -> dict[int, Function]:
         """The functions lifted so far, by defined index."""
         return dict(self._lifted)
+
+
+def lift_module(module: Module) -> IRModule:
+    """Lift every defined function now (for tools such as disassembly): the module env
+    with `functions` holding them all, in definition order."""
+    lifter = ModuleLifter(module)
+    for i in range(len(module.func_types)):
+        lifter.function(i)
+    return lifter.env
