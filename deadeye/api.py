@@ -66,7 +66,9 @@ def _lazy(module: str, attr: str) -> Callable[["Config"], Any]:
 # Engine name -> factory(config) -> executor (an object with
 # `call(store, func, args) -> results`, see deadeye.interp.runtime). Register an engine
 # with one line here, e.g.  "interp": _lazy("deadeye.interp.interpreter", "Interpreter"),
-_EXECUTORS: dict[str, Callable[["Config"], Any]] = {}
+_EXECUTORS: dict[str, Callable[["Config"], Any]] = {
+    "ir": _lazy("deadeye.pipeline", "ir_executor"),
+}
 
 
 def register_executor(name: str, factory: Callable[["Config"], Any] | None) -> None:
@@ -209,6 +211,12 @@ class Store:
 
     def gc(self) -> None:
         """Present for wasmtime-py compatibility: Python's GC owns externrefs."""
+
+    def set_wasi(self, wasi: Any) -> None:
+        """Give this store's WASI imports (`Linker.define_wasi`) a `WasiConfig`."""
+        from deadeye.wasi import attach
+
+        attach(self._rt, wasi)
 
 
 def _rt_store(store: Any) -> _rt.Store:
@@ -887,6 +895,13 @@ class Linker:
     def define_module(self, store: Any, name: str, module: Module) -> None:
         """Instantiate `module` now and define its exports under `name`."""
         self.define_instance(store, name, self.instantiate(store, module))
+
+    def define_wasi(self) -> None:
+        """Define every `wasi_snapshot_preview1` import (see `Store.set_wasi`)."""
+        from deadeye.wasi import MODULE, host_functions
+
+        for name, fn in host_functions().items():
+            self._define(MODULE, name, fn)
 
     def get(self, store: Any, module: str, name: str) -> Any:
         ext = self._defs.get((module, name))

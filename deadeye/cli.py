@@ -19,10 +19,22 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    from deadeye import run
+
+    return run.main(args)
+
+
 def _cmd_wast(args: argparse.Namespace) -> int:
     from deadeye import wast
 
     return wast.main(args)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from deadeye import bench
+
+    return bench.main(args)
 
 
 def _read_input(path: str) -> bytes:
@@ -36,6 +48,12 @@ def _read_input(path: str) -> bytes:
     return data
 
 
+def _cmd_rules(args: argparse.Namespace) -> int:
+    from deadeye.lower.dsl import cli as rules_cli
+
+    return rules_cli.run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="deadeye", description="WebAssembly through an optimizing pipeline into register bytecode."
@@ -46,12 +64,30 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("file", metavar="FILE.wasm")
     v.set_defaults(func=_cmd_validate)
 
+    from deadeye.run import add_arguments as _run_arguments
+
+    r = sub.add_parser("run", help="run a module's _start, or an export with --invoke NAME")
+    _run_arguments(r)
+    r.set_defaults(func=_cmd_run)
+
     w = sub.add_parser("wast", help="run .wast spec scripts")
     w.add_argument("paths", nargs="+", metavar="PATH", help=".wast files or folders of them")
     w.add_argument("--json", metavar="FILE", help="write per-kind totals and per-file detail")
     w.add_argument("--engine", default=None, help="execution engine (ir, interp, native)")
     w.add_argument("-v", "--verbose", action="store_true", help="print every failure")
     w.set_defaults(func=_cmd_wast)
+
+    from deadeye.bench import add_arguments as _bench_arguments
+
+    b = sub.add_parser("bench", help="run the Sightglass benchmarks against wasmtime's anchors")
+    _bench_arguments(b)
+    b.set_defaults(func=_cmd_bench)
+
+    from deadeye.lower.dsl.cli import add_arguments as _rules_arguments
+
+    r = sub.add_parser("rules", help="check rule files, show a term's generated matcher")
+    _rules_arguments(r)
+    r.set_defaults(func=_cmd_rules)
     return p
 
 

@@ -122,7 +122,7 @@ class Names:
     locals: dict[int, dict[int, str]] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)  # weakref: per-module caches (deadeye.pipeline)
 class Module:
     data: bytes  # the whole binary; bodies and data segments are slices of it
     types: list[FuncType] = field(default_factory=list)
