@@ -111,12 +111,10 @@ class Block:
     def successors(self) -> list["Block"]:
         """Distinct successor blocks, in target order."""
         term = self.terminator
-        out: list[Block] = []
-        if term is not None:
-            for t in term.targets:
-                if t.block not in out:
-                    out.append(t.block)
-        return out
+        if term is None:
+            return []
+        # dict keeps the first-seen order and is linear for huge br_tables
+        return list(dict.fromkeys(t.block for t in term.targets))
 
     def __repr__(self) -> str:
         return f"block{self.id}"
