@@ -148,10 +148,12 @@ def register_pass(name: str, run: PassFn) -> None:
 
 
 # Pipelines as data. Level 2 is repeated while it changes something (MAX_ROUNDS at most).
+# "rules" is the rule-driven rewrite pass (opt/rewrite.py, rules/opts/*.isle); -O1 stays
+# the cheap cleanups.
 PIPELINES: dict[int, tuple[str, ...]] = {
     0: (),
     1: ("fold", "dce", "simplify_cfg"),
-    2: ("simplify_cfg", "blockparams", "fold", "gvn", "loads", "licm", "fold", "dce",
+    2: ("simplify_cfg", "blockparams", "fold", "gvn", "loads", "licm", "fold", "rules", "dce",
         "blockparams", "simplify_cfg"),
 }
 REPEAT = {0: 1, 1: 1, 2: MAX_ROUNDS}
@@ -186,9 +188,10 @@ def count_instrs(func: Function) -> int:
 
 
 def _ensure_registered() -> None:
-    if "dce" not in PASSES:
+    if "dce" not in PASSES or "rules" not in PASSES:
         # The pass modules register themselves on import.
-        from deadeye.opt import blockparams, dce, fold, gvn, licm, loads, simplify_cfg  # noqa: F401
+        from deadeye.opt import blockparams, dce, fold, gvn, licm, loads, nan_canon, simplify_cfg  # noqa: F401
+        from deadeye.opt import rewrite  # noqa: F401
 
 
 def _verify(func: Function, env, after: str) -> None:
