@@ -22,7 +22,11 @@ its instruction's wasm offset through the generated line number.
 Calls never recurse in Python: `call` runs one loop over an explicit stack of saved
 caller states; tail calls replace the current frame, so a tail-recursive loop runs in
 constant space. The runtime's frames (`store.push_frame`) give the depth limit ("call stack
-exhausted"), the instance side stack and trap backtraces."""
+exhausted"), the instance side stack and trap backtraces.
+
+Interrupts: the loop polls `store.interrupted` (one attribute load) at every segment, so
+every loop iteration and call notices `Store.interrupt()` and stops with
+`Trap("interrupted")` at the block's offset."""
 
 from __future__ import annotations
 
@@ -217,10 +221,6 @@ _BY_FILE: "weakref.WeakValueDictionary[str, Code]" = weakref.WeakValueDictionary
 _counter = itertools.count()
 
 
-def _canon(fn: Callable, canon: Callable) -> Callable:
-    return lambda *a: canon(fn(*a))
-
-
 class _Gen:
     """Source of one function's segment runners. Each runner `run(r, inst)` executes a
     segment's ops on the register list `r` and, when the segment ends in a jump or br_if,
@@ -257,7 +257,7 @@ class _Gen:
         self.emit(f"return {self.const(seg, 'S')}", indent=indent)
 
 
-def compile_function(func: Function, nan_canonicalization: bool = False) -> Code:
+def compile_function(func: Function) -> Code:
     """Translate an IR Function into its compact form."""
     nslots = 0
     for v in func.values():
@@ -314,8 +314,6 @@ def compile_function(func: Function, nan_canonicalization: bool = False) -> Code
                 template[dst] = None
             elif name in numerics.OPS:
                 fn = numerics.OPS[name]
-                if nan_canonicalization and name in numerics.NAN_CANONICALIZE:
-                    fn = _canon(fn, numerics.NAN_CANONICALIZE[name])
                 operands = a + [repr(ins.imm[0])] if ins.imm else a
                 body.append((f"r[{dst}] = {g.const(fn, 'F')}({', '.join(operands)})", off))
             elif _is_load(name) or _is_store(name):
@@ -391,7 +389,8 @@ def compile_function(func: Function, nan_canonicalization: bool = False) -> Code
         if seg is not None:
             raise WasmError(f"ireval: {func.name} block{block.id} has no terminator")
 
-    filename = f"<ireval {func.name} #{next(_counter)}>"
+    # Names come from the module (any UTF-8); compile() rejects a NUL in a filename.
+    filename = f"<ireval {func.name.replace(chr(0), '?')} #{next(_counter)}>"
     if runners:
         exec(compile("\n".join(g.lines) + "\n", filename, "exec"), g.ns)
         for seg, name in runners:
@@ -419,12 +418,11 @@ class IREvaluator:
     `provider(func: WasmFunction) -> Function` supplies the IR of a wasm function (it may
     raise our errors, e.g. a lazily validated body that is invalid). Compact forms are
     cached per IR Function (so instances of one module share them) and remembered in
-    `WasmFunction.code`."""
+    `WasmFunction.code`. NaN canonicalization is not the evaluator's business: the
+    pipeline runs the `opt.nan_canon` pass on the IR it provides."""
 
-    def __init__(self, provider: Callable[[WasmFunction], Function], *,
-                 nan_canonicalization: bool = False):
+    def __init__(self, provider: Callable[[WasmFunction], Function]):
         self.provider = provider
-        self.nan_canonicalization = nan_canonicalization
         self._codes: "weakref.WeakKeyDictionary[Function, Code]" = weakref.WeakKeyDictionary()
 
     def code_of(self, func: WasmFunction) -> Code:
@@ -434,7 +432,7 @@ class IREvaluator:
         ir = self.provider(func)
         code = self._codes.get(ir)
         if code is None:
-            code = compile_function(ir, self.nan_canonicalization)
+            code = compile_function(ir)
             self._codes[ir] = code
         func.code = code
         return code
@@ -459,6 +457,9 @@ class IREvaluator:
                     if fuel > store.fuel:
                         rt.offset = boff
                     store.consume_fuel(fuel)
+                if store.interrupted:  # Store.interrupt() from another thread
+                    rt.offset = boff
+                    raise store.take_interrupt()
                 if run is not None:
                     nxt = run(regs, inst)
                     if nxt is not None:

@@ -211,6 +211,13 @@ class Store:
     - `max_memory_pages`, `max_table_elements`: store-wide growth limits on top of the
       declared maximums (growth past them fails like a declared max: -1).
     - fuel: disabled (None) unless `consume_fuel=True`; `set_fuel`/`get_fuel`.
+    - interrupt (epoch-style): `interrupt()`, callable from any thread, only sets a flag.
+      Executors poll `store.interrupted` (a plain attribute: one load) at block entries
+      or loop headers and, when it is set, `raise store.take_interrupt()` — a
+      `Trap("interrupted")` with the backtrace; taking it clears the flag, so the store
+      runs again afterwards. An interrupt requested while no wasm runs stops the next
+      call at its first poll. Native code polls `interrupt_cell()` (a ctypes byte whose
+      address it can load from; `interrupt()` sets it to 1, taking the trap clears it).
     """
 
     def __init__(
@@ -234,6 +241,34 @@ class Store:
         self.instances: list[ModuleInstance] = []
         self.frames: list[Frame] = []
         self.instance_stack: list[tuple[int, ModuleInstance]] = []
+        self.interrupted = False
+        self._interrupt_cell: Any = None
+
+    # -- interrupt ------------------------------------------------------------------------
+    def interrupt(self) -> None:
+        """Ask running wasm code to stop with `Trap("interrupted")` (thread-safe: one
+        attribute store, then the executor's next poll sees it)."""
+        self.interrupted = True
+        cell = self._interrupt_cell
+        if cell is not None:
+            cell.value = 1
+
+    def interrupt_cell(self) -> Any:
+        """A `ctypes.c_uint8` mirroring the flag, for native executors to poll
+        (`ctypes.addressof(cell)`); created on first request."""
+        if self._interrupt_cell is None:
+            import ctypes
+
+            self._interrupt_cell = ctypes.c_uint8(1 if self.interrupted else 0)
+        return self._interrupt_cell
+
+    def take_interrupt(self) -> Trap:
+        """Clear a pending interrupt and return its trap (the executor raises it after
+        making `frame.offset` current)."""
+        self.interrupted = False
+        if self._interrupt_cell is not None:
+            self._interrupt_cell.value = 0
+        return self.trap("interrupted")
 
     # -- host data (one typed accessor: executors never see the embedder's type) ------
     def host_data(self, expected: type[T]) -> T:

@@ -38,8 +38,12 @@ def instance(text, *, memory_pages=None, table=None, globals_=(), fuel=None, dep
     """Parse an IR module and make an instance of it whose functions the evaluator runs
     (through its provider, as the pipeline does). Returns (store, exports by name)."""
     irmod = parse_module(text)
-    ev = IREvaluator(lambda wf: irmod.functions[wf.defined_index],
-                     nan_canonicalization=canonicalize)
+    if canonicalize:  # NaN canonicalization is an IR pass, as in the pipeline
+        from deadeye.opt.nan_canon import canonicalize_nans
+
+        for f in irmod.functions:
+            canonicalize_nans(f)
+    ev = IREvaluator(lambda wf: irmod.functions[wf.defined_index])
     kw = {}
     if fuel is not None:
         kw["consume_fuel"] = True
