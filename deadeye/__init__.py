@@ -36,9 +36,12 @@ from deadeye.api import (
     ValType,
     WasmtimeError,
     available_engines,
+    builtin_engines,
     register_executor,
     wat2wasm,
 )
+
+from deadeye.wasi import WasiConfig
 
 from deadeye import wast_backend as _wast_backend  # registers the API's spec-runner engines
 
@@ -71,10 +74,12 @@ __all__ = [
     "Val",
     "ValType",
     "ValidationError",
+    "WasiConfig",
     "WasmError",
     "WasmtimeError",
     "__version__",
     "available_engines",
+    "builtin_engines",
     "register_executor",
     "wat2wasm",
 ]

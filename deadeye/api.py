@@ -28,6 +28,7 @@ import importlib
 import math
 import os
 import struct
+import weakref
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -68,6 +69,8 @@ def _lazy(module: str, attr: str) -> Callable[["Config"], Any]:
 # with one line here, e.g.  "interp": _lazy("deadeye.interp.interpreter", "Interpreter"),
 _EXECUTORS: dict[str, Callable[["Config"], Any]] = {
     "ir": _lazy("deadeye.pipeline", "ir_executor"),
+    "interp": _lazy("deadeye.pipeline", "interp_executor"),
+    "native": _lazy("deadeye.pipeline", "native_executor"),
 }
 
 
@@ -84,7 +87,13 @@ def register_executor(name: str, factory: Callable[["Config"], Any] | None) -> N
 
 
 def available_engines() -> list[str]:
+    """Every registered engine, including ones added with `register_executor`."""
     return sorted(_EXECUTORS)
+
+
+def builtin_engines() -> list[str]:
+    """deadeye's own engines (what tools check by default; plug-ins are opt-in)."""
+    return [e for e in ENGINE_NAMES if e in _EXECUTORS]
 
 
 # -- configuration ---------------------------------------------------------------------
@@ -177,6 +186,12 @@ class Engine:
             self.executor = factory(self.config)
         except ImportError as e:
             raise ValueError(f"engine {config.engine!r} is not available in this build: {e}") from e
+        self._stores: "weakref.WeakSet[_rt.Store]" = weakref.WeakSet()
+
+    def interrupt(self) -> None:
+        """Interrupt every store of this engine (see `Store.interrupt`)."""
+        for s in list(self._stores):
+            s.interrupt()
 
 
 class Store:
@@ -194,6 +209,13 @@ class Store:
             consume_fuel=c.consume_fuel,
             host_data=data,
         )
+        engine._stores.add(self._rt)
+
+    def interrupt(self) -> None:
+        """Stop the wasm code running in this store with `Trap("interrupted")`; safe to
+        call from another thread (it only sets a flag the executor polls at block entries).
+        If nothing runs, the next call is interrupted at its first poll."""
+        self._rt.interrupt()
 
     def data(self) -> Any:
         return self._rt._host_data

@@ -28,6 +28,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_wast(args: argparse.Namespace) -> int:
     from deadeye import wast
 
+    if getattr(args, "opt_level", None) is not None:
+        from deadeye import wast_backend
+
+        wast_backend.CONFIG_DEFAULTS["opt_level"] = args.opt_level
     return wast.main(args)
 
 
@@ -35,6 +39,24 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from deadeye import bench
 
     return bench.main(args)
+
+
+def _cmd_fuzz(args: argparse.Namespace) -> int:
+    from deadeye.fuzz import command
+
+    return command.main(args)
+
+
+def _cmd_verify_nan(args: argparse.Namespace) -> int:
+    from deadeye import verify_nan
+
+    return verify_nan.main(args)
+
+
+def _cmd_bisect(args: argparse.Namespace) -> int:
+    from deadeye import bisect
+
+    return bisect.main(args)
 
 
 def _read_input(path: str) -> bytes:
@@ -49,9 +71,22 @@ def _read_input(path: str) -> bytes:
 
 
 def _cmd_rules(args: argparse.Namespace) -> int:
+    import deadeye.rule_sets  # noqa: F401  (registers the shipped rule sets)
     from deadeye.lower.dsl import cli as rules_cli
 
     return rules_cli.run(args)
+
+
+def _cmd_disas(args: argparse.Namespace) -> int:
+    from deadeye.lower import cli as lower_cli
+
+    return lower_cli.run_disas(args)
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from deadeye.lower import cli as lower_cli
+
+    return lower_cli.run_compile(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("paths", nargs="+", metavar="PATH", help=".wast files or folders of them")
     w.add_argument("--json", metavar="FILE", help="write per-kind totals and per-file detail")
     w.add_argument("--engine", default=None, help="execution engine (ir, interp, native)")
+    w.add_argument("-O", dest="opt_level", type=int, choices=(0, 1, 2), default=None,
+                   help="optimization level of the deadeye engines (default: Config's)")
     w.add_argument("-v", "--verbose", action="store_true", help="print every failure")
     w.set_defaults(func=_cmd_wast)
 
@@ -83,11 +120,38 @@ def build_parser() -> argparse.ArgumentParser:
     _bench_arguments(b)
     b.set_defaults(func=_cmd_bench)
 
+    from deadeye.fuzz.command import add_arguments as _fuzz_arguments
+
+    fz = sub.add_parser("fuzz", help="fuzz: generated modules vs wasmtime, or hostile mutants")
+    _fuzz_arguments(fz)
+    fz.set_defaults(func=_cmd_fuzz)
+
     from deadeye.lower.dsl.cli import add_arguments as _rules_arguments
 
     r = sub.add_parser("rules", help="check rule files, show a term's generated matcher")
     _rules_arguments(r)
     r.set_defaults(func=_cmd_rules)
+
+    from deadeye.lower.cli import add_compile_arguments, add_disas_arguments
+
+    d = sub.add_parser("disas", help="print a stage (wasm, ir, opt, bytecode) of functions")
+    add_disas_arguments(d)
+    d.set_defaults(func=_cmd_disas)
+    c = sub.add_parser("compile", help="lower every function to bytecode (--stats: figures)")
+    add_compile_arguments(c)
+    c.set_defaults(func=_cmd_compile)
+
+    from deadeye.verify_nan import add_arguments as _verify_nan_arguments
+
+    vn = sub.add_parser("verify-nan", help="check NaN determinism across engines (exit 1 on findings)")
+    _verify_nan_arguments(vn)
+    vn.set_defaults(func=_cmd_verify_nan)
+
+    from deadeye.bisect import add_arguments as _bisect_arguments
+
+    bs = sub.add_parser("bisect", help="find the first wasm block where two engines/opt levels diverge")
+    _bisect_arguments(bs)
+    bs.set_defaults(func=_cmd_bisect)
     return p
 
 

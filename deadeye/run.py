@@ -33,6 +33,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="make every NaN result the canonical NaN")
     p.add_argument("-O", dest="opt_level", type=int, choices=(0, 1, 2), default=None,
                    help="optimization level")
+    p.add_argument("--dir", action="append", default=[], metavar="HOST[::GUEST]",
+                   help="preopen a host directory for a WASI command (as GUEST, default HOST)")
+    p.add_argument("--env", action="append", default=[], metavar="K=V",
+                   help="set an environment variable of a WASI command")
     p.add_argument("file", metavar="FILE.wasm")
     # Everything after FILE belongs to the guest (a leading `--` is dropped).
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
@@ -92,8 +96,9 @@ def _float_text(x: float, exact) -> str:
 
 def run_wasi(args: argparse.Namespace, engine: Any, module: Any) -> int:
     """Run a WASI command (`_start` with WASI imports)."""
-    raise WasmError("this module imports WASI, which `deadeye run` does not support yet "
-                    "(use --invoke NAME for an export that needs no WASI calls)")
+    from deadeye.wasi import run_cli
+
+    return run_cli(args, engine, module)
 
 
 def main(args: argparse.Namespace) -> int:

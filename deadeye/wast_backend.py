@@ -38,12 +38,17 @@ SPECTEST_GLOBALS = {
 }
 
 
+# Config fields every backend of this process starts from (`deadeye wast -O2` sets
+# "opt_level").
+CONFIG_DEFAULTS: dict[str, Any] = {}
+
+
 class ApiBackend:
     """One per script: an engine and a store shared by the script's modules. Instances
     (and the spectest module) are represented by their exports mapping."""
 
     def __init__(self, engine: str, features: Any = None):
-        config = api.Config(engine=engine)
+        config = api.Config(engine=engine, **CONFIG_DEFAULTS)
         if features is not None:  # the script's proposals (deadeye.frontend.module.Features)
             for f in dataclasses.fields(features):
                 setattr(config, "wasm_" + f.name, bool(getattr(features, f.name)))
