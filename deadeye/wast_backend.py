@@ -18,7 +18,7 @@ from deadeye import api
 from deadeye.ir.errors import LinkError
 from deadeye.ir.types import ValType
 
-__all__ = ["ApiBackend", "sync_engines", "SPECTEST_PRINTS"]
+__all__ = ["ApiBackend", "backend_factory", "sync_engines", "SPECTEST_PRINTS"]
 
 # The spectest host functions: name -> parameter types (none has results).
 SPECTEST_PRINTS = {
@@ -47,8 +47,8 @@ class ApiBackend:
     """One per script: an engine and a store shared by the script's modules. Instances
     (and the spectest module) are represented by their exports mapping."""
 
-    def __init__(self, engine: str, features: Any = None):
-        config = api.Config(engine=engine, **CONFIG_DEFAULTS)
+    def __init__(self, engine: str, features: Any = None, config: Mapping[str, Any] = {}):
+        config = api.Config(engine=engine, **{**CONFIG_DEFAULTS, **config})
         if features is not None:  # the script's proposals (deadeye.frontend.module.Features)
             for f in dataclasses.fields(features):
                 setattr(config, "wasm_" + f.name, bool(getattr(features, f.name)))
@@ -102,9 +102,12 @@ _ADDED: set[str] = set()
 _DEFAULT_ORDER = ("interp", "native", "ir")
 
 
-def _factory(name: str):
+def backend_factory(name: str, **config: Any):
+    """A runner engine: deadeye engine `name` with these Config fields (over
+    CONFIG_DEFAULTS), e.g. `backend_factory("native", dispatch="loop", opt_level=0)`."""
+
     def make(features: Any = None) -> ApiBackend:
-        return ApiBackend(name, features)
+        return ApiBackend(name, features, config)
 
     make.__name__ = f"ApiBackend[{name}]"
     return make
@@ -123,7 +126,7 @@ def sync_engines() -> None:
     _ADDED.intersection_update(available)
     for name in sorted(available):
         if name not in wast.ENGINES or name in _ADDED:
-            wast.ENGINES[name] = _factory(name)
+            wast.ENGINES[name] = backend_factory(name)
             _ADDED.add(name)
     if wast.DEFAULT_ENGINE is None:
         wast.DEFAULT_ENGINE = next((n for n in _DEFAULT_ORDER if n in _ADDED), None)

@@ -9,7 +9,7 @@ import os
 
 import pytest
 
-from deadeye import api, wast
+from deadeye import api, wast, wast_backend
 
 SPEC = os.path.join(os.path.dirname(__file__), "spec")
 with open(os.path.join(SPEC, "counts.json"), encoding="utf-8") as _f:
@@ -34,16 +34,26 @@ def test_every_vendored_script_is_counted():
 # Every deadeye executor runs the whole suite (the IR evaluator, the reference, always is;
 # the runner's other engines, e.g. the wasmtime oracle, are not ours to test here).
 ENGINES = api.builtin_engines()
+# Engine configurations that run the whole suite: every engine at the default -O2, the
+# interpreter at -O0 too, and the native engine in each dispatch mode.
+SPEC_CONFIGS = {
+    "ir": dict(name="ir"),
+    "interp": dict(name="interp"),
+    "interp-O0": dict(name="interp", opt_level=0),
+    "native": dict(name="native", dispatch="direct"),
+    "native-indirect": dict(name="native", dispatch="indirect"),
+    "native-loop": dict(name="native", dispatch="loop"),
+}
 
 
-def test_reference_engine_is_registered():
-    assert "ir" in ENGINES
+def test_every_engine_runs_the_suite():
+    assert sorted(ENGINES) == sorted({c["name"] for c in SPEC_CONFIGS.values()})
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("config", SPEC_CONFIGS)
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_spec_script(script, engine):
-    factory = wast.ENGINES[engine]
+def test_spec_script(script, config):
+    factory = wast_backend.backend_factory(**SPEC_CONFIGS[config])
     r = wast.run_file(os.path.join(SPEC, script), factory, display=script, wat_cache=_WAT_CACHE)
     assert r.error is None, r.error
     # every command of the script was seen, under the right kind
