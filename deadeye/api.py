@@ -110,7 +110,16 @@ class Config:
     wasmtime-py's `config.consume_fuel = True`; values are checked on every assignment.
 
     `lazy`: validate function bodies on first call instead of at load (decoder mode
-    "lazy"); the default validates everything when the Module is created. The `wasm_*`
+    "lazy"); the default validates everything when the Module is created. Compilation
+    (lift -> opt -> lower) is lazy on every engine whatever this says: a function is
+    compiled on its first call, and until then costs a few compact-array entries (about
+    25 bytes of Python heap per function for a Module plus an Instance, see
+    tests/test_lazy.py). `cache_dir`: a directory for the compile cache (`deadeye.cache`:
+    a module's bytecode, keyed by the module, the code-changing settings and the compiler
+    build; a miss compiles the whole module once) and the native engine's handler
+    objects. With `consume_fuel`, the optimizer keeps every fuel charge observable where
+    Wasm charges it, so the fuel used (and where a run runs out) is the same at every
+    opt level and on every engine. The `wasm_*`
     fields select the post-2.0 proposals; a module using a disabled one is rejected. The
     Wasm 2.0 features (`wasm_simd`, `wasm_bulk_memory`, `wasm_reference_types`,
     `wasm_multi_value`) are always on: setting them to True is accepted (for code
@@ -807,6 +816,37 @@ class Module:
     def validate(cls, engine: Engine, wasm: bytes) -> None:
         """Raise DecodeError/ValidationError unless `wasm` is a valid module."""
         _decode(engine, _binary(wasm), "eager")
+
+    def serialize(self) -> bytes:
+        """The module with its code compiled (every function) for this engine's
+        configuration, as `deadeye compile -o` writes it (format: `deadeye.cache`)."""
+        from deadeye import cache, pipeline
+
+        mode = pipeline.mode_of(self.engine.config)
+        code = pipeline.pipeline_for(self._module).compile_all(mode)
+        return cache.dump(code, mode, self._module.data, embed=True)
+
+    @classmethod
+    def deserialize(cls, engine: Engine, encoded: bytes | bytearray) -> "Module":
+        """A module from `serialize()` or `deadeye compile -o` output, its functions not
+        compiled again. DecodeError for a corrupt, truncated or stale file (another
+        deadeye build or ISA version); WasmError when it was compiled for other settings
+        (opt level, NaN canonicalization, fuel) than the engine's."""
+        from deadeye import cache, pipeline
+
+        art = cache.load(bytes(encoded))
+        mode = pipeline.mode_of(engine.config)
+        if art.mode != mode:
+            raise WasmError(f"the code was compiled with {cache.describe(art.mode)}, the "
+                            f"engine runs with {cache.describe(mode)}")
+        self = cls(engine, art.wasm)
+        pipeline.pipeline_for(self._module).install(mode, art.code)
+        return self
+
+    @classmethod
+    def deserialize_file(cls, engine: Engine, path: str | os.PathLike) -> "Module":
+        with open(path, "rb") as f:
+            return cls.deserialize(engine, f.read())
 
     @classmethod
     def _from_decoded(cls, engine: Engine, module: Any) -> "Module":

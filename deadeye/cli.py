@@ -28,10 +28,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_wast(args: argparse.Namespace) -> int:
     from deadeye import wast
 
-    if getattr(args, "opt_level", None) is not None:
-        from deadeye import wast_backend
+    from deadeye import wast_backend
 
-        wast_backend.CONFIG_DEFAULTS["opt_level"] = args.opt_level
+    for field in ("opt_level", "dispatch"):
+        if getattr(args, field, None) is not None:
+            wast_backend.CONFIG_DEFAULTS[field] = getattr(args, field)
     return wast.main(args)
 
 
@@ -84,9 +85,9 @@ def _cmd_disas(args: argparse.Namespace) -> int:
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
-    from deadeye.lower import cli as lower_cli
+    from deadeye import cache
 
-    return lower_cli.run_compile(args)
+    return cache.run_compile(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--engine", default=None, help="execution engine (ir, interp, native)")
     w.add_argument("-O", dest="opt_level", type=int, choices=(0, 1, 2), default=None,
                    help="optimization level of the deadeye engines (default: Config's)")
+    w.add_argument("--dispatch", choices=("direct", "indirect", "loop"), default=None,
+                   help="dispatch mode of the native engine (default: direct)")
     w.add_argument("-v", "--verbose", action="store_true", help="print every failure")
     w.set_defaults(func=_cmd_wast)
 

@@ -7,24 +7,43 @@ lazily) -> lift to SSA IR -> optimize -> lower to bytecode. Results are cached p
 The "ir" engine (`Config(engine="ir")`) is the IR evaluator fed by this pipeline:
 `ir_executor(config)` is its factory in the API's engine registry. The "interp" engine is
 the bytecode interpreter: `interp_executor(config)`; its provider lowers a function into
-the module's `CompiledCode` (one per opt level and NaN mode) on the function's first call."""
+the module's `CompiledCode` (one per `Mode`: opt level, NaN mode, strict fuel) on the
+function's first call; "native" runs the same bytecode.
+
+With `Config.cache_dir`, the first request for a mode loads the whole module's code from
+the compile cache, or compiles every function at once and stores it (`deadeye.cache`).
+With `Config.consume_fuel`, the mode is strict-fuel (see `mode_of`)."""
 
 from __future__ import annotations
 
+import os
 import weakref
 from typing import Any
 
+from deadeye.cache import CodeCache, Mode
 from deadeye.frontend.lift import ModuleLifter, lift_function
 from deadeye.interp.interpreter import Interpreter
 from deadeye.interp.ireval import IREvaluator
 from deadeye.interp.isa.program import CompiledCode
 from deadeye.interp.runtime import WasmFunction
-from deadeye.ir.errors import ValidationError
+from deadeye.ir.errors import ValidationError, WasmError
 from deadeye.ir.function import Function
 from deadeye.opt.nan_canon import canonicalize_nans
 
 __all__ = ["ModulePipeline", "pipeline_for", "ir_function", "ir_executor", "interp_executor",
-           "native_executor"]
+           "native_executor", "mode_of"]
+
+
+def mode_of(config: Any) -> Mode:
+    """The code-changing settings of `config`. With fuel on, the optimizer merges a block
+    into its predecessor only where the earlier charge cannot be observed (strict fuel),
+    so a run that runs out of fuel part-way stops at the same point at every opt level
+    and on every engine (fuel is charged per wasm instruction, per block on entry)."""
+    level = int(getattr(config, "opt_level", 0) or 0)
+    strict = bool(getattr(config, "strict_fuel", False)  # set by deadeye.bisect
+                  or getattr(config, "consume_fuel", False))
+    return Mode(level, bool(getattr(config, "nan_canonicalization", False)),
+                strict and bool(level))
 
 
 class ModulePipeline:
@@ -33,37 +52,79 @@ class ModulePipeline:
     def __init__(self, module: Any):
         self.lifter = ModuleLifter(module)
         self._optimized: dict[tuple[int, int, bool], Function] = {}
-        self._bytecode: dict[tuple[int, bool], CompiledCode] = {}
+        self._bytecode: dict[Mode, CompiledCode] = {}
 
     def bytecode(self, defined_index: int, opt_level: int = 0,
-                 nan_canonicalization: bool = False, strict_fuel: bool = False) -> CompiledCode:
+                 nan_canonicalization: bool = False, strict_fuel: bool = False,
+                 cache_dir: str | os.PathLike | None = None) -> CompiledCode:
         """The module's CompiledCode for (opt level, NaN mode, fuel strictness), with
         defined function `defined_index` lowered into it (lifted, optimized and lowered on
-        first request). `strict_fuel`: see `opt.manager` (the bisector needs it)."""
-        key = (opt_level, nan_canonicalization, strict_fuel and bool(opt_level))
-        code = self._bytecode.get(key)
+        first request). `strict_fuel`: see `opt.manager` (fuel-consuming engines and the
+        bisector need it). `cache_dir`: the compile cache (`deadeye.cache`): the code of
+        the whole module is loaded from it, or compiled at once and stored there."""
+        mode = Mode(opt_level, nan_canonicalization, strict_fuel and bool(opt_level))
+        code = self._bytecode.get(mode)
         if code is None:
-            code = self._bytecode[key] = CompiledCode(len(self.lifter.module.func_types))
+            code = self._bytecode[mode] = self._first_code(mode, cache_dir)
         if not code.is_compiled(defined_index):
-            from deadeye.lower.compile import compile_function
-
-            env = self.lifter.env
-            try:
-                # A fresh lift: the optimizer works in place, the "ir" engine's copy stays.
-                func = lift_function(self.lifter.module, defined_index, env)
-                if opt_level:
-                    from deadeye.opt import optimize
-
-                    optimize(func, opt_level, env=env,
-                             nan_canonicalization=nan_canonicalization,
-                             strict_fuel=strict_fuel)
-                if nan_canonicalization:
-                    canonicalize_nans(func)
-                compile_function(func, env, code, defined_index)
-            except RecursionError:
-                raise ValidationError("function body nested too deeply",
-                                      func_index=defined_index) from None
+            self._compile(code, defined_index, mode)
         return code
+
+    def compile_all(self, mode: Mode, stats: Any = None) -> CompiledCode:
+        """The module's code in `mode` with every function compiled (`stats`: a
+        `lower.compile.LowerStats` counting the functions compiled now)."""
+        code = self._bytecode.get(mode)
+        if code is None:
+            code = self._bytecode[mode] = CompiledCode(len(self.lifter.module.func_types))
+        for i in range(code.num_funcs):
+            if not code.is_compiled(i):
+                self._compile(code, i, mode, stats)
+        return code
+
+    def install(self, mode: Mode, code: CompiledCode) -> None:
+        """Use `code` (e.g. deserialized, see `deadeye.cache`) for `mode`."""
+        if code.num_funcs != len(self.lifter.module.func_types):
+            raise ValidationError("compiled code does not match the module's functions")
+        self._bytecode[mode] = code
+
+    def _first_code(self, mode: Mode, cache_dir: str | os.PathLike | None) -> CompiledCode:
+        n = len(self.lifter.module.func_types)
+        if cache_dir is None:
+            return CompiledCode(n)
+        cache = CodeCache(os.path.join(cache_dir, "code"))
+        wasm = self.lifter.module.data
+        code = cache.get(wasm, mode)
+        if code is not None and code.num_funcs == n and code.compiled_count == n:
+            return code
+        code = self._bytecode[mode] = CompiledCode(n)
+        try:
+            self.compile_all(mode)
+        except WasmError:  # a (lazily validated) invalid body: stay lazy, store nothing
+            return code
+        cache.put(wasm, mode, code)
+        return code
+
+    def _compile(self, code: CompiledCode, defined_index: int, mode: Mode,
+                 stats: Any = None) -> None:
+        """Lift, optimize and lower one function into `code`."""
+        from deadeye.lower.compile import compile_function
+
+        env = self.lifter.env
+        try:
+            # A fresh lift: the optimizer works in place, the "ir" engine's copy stays.
+            func = lift_function(self.lifter.module, defined_index, env)
+            if mode.opt_level:
+                from deadeye.opt import optimize
+
+                optimize(func, mode.opt_level, env=env,
+                         nan_canonicalization=mode.nan_canonicalization,
+                         strict_fuel=mode.strict_fuel)
+            if mode.nan_canonicalization:
+                canonicalize_nans(func)
+            compile_function(func, env, code, defined_index, stats)
+        except RecursionError:
+            raise ValidationError("function body nested too deeply",
+                                  func_index=defined_index) from None
 
     def ir(self, defined_index: int) -> Function:
         """The IR of defined function `defined_index` (lifted, and validated first if
@@ -131,50 +192,42 @@ def optimized_function(module: Any, defined_index: int, level: int,
 
 def ir_executor(config: Any = None) -> IREvaluator:
     """The executor factory of the "ir" engine (optimizing at `config.opt_level`)."""
-    canon = bool(getattr(config, "nan_canonicalization", False))
-    level = int(getattr(config, "opt_level", 0) or 0)
-    strict = bool(getattr(config, "strict_fuel", False))  # set by deadeye.bisect
+    mode = mode_of(config)
 
     def provide(func: WasmFunction) -> Function:
-        return optimized_function(func.instance.module, func.defined_index, level, canon, strict)
+        return optimized_function(func.instance.module, func.defined_index, *mode)
 
     # NaN canonicalization is in the IR (the pass), not in the evaluator.
     return IREvaluator(provide)
 
 
-def interp_executor(config: Any = None, *, stats: bool = False) -> Interpreter:
-    """The executor factory of the "interp" engine (`stats=True`: the instrumented mode
-    that counts executed ops and op pairs)."""
+def _bytecode_provider(config: Any):
+    """provider(func) -> (CompiledCode, defined index) for the bytecode engines."""
     import deadeye.lower.compile  # noqa: F401  (without lowering the engine is unavailable)
 
-    level = int(getattr(config, "opt_level", 0))
-    canon = bool(getattr(config, "nan_canonicalization", False))
-    strict = bool(getattr(config, "strict_fuel", False))  # set by deadeye.bisect
+    mode = mode_of(config)
+    cache_dir = getattr(config, "cache_dir", None)
 
     def provide(func: WasmFunction) -> tuple[CompiledCode, int]:
         i = func.defined_index
-        return pipeline_for(func.instance.module).bytecode(i, level, canon, strict), i
+        return pipeline_for(func.instance.module).bytecode(i, *mode, cache_dir=cache_dir), i
 
+    return provide
+
+
+def interp_executor(config: Any = None, *, stats: bool = False) -> Interpreter:
+    """The executor factory of the "interp" engine (`stats=True`: the instrumented mode
+    that counts executed ops and op pairs)."""
     # The bytecode is lowered from canonicalizing IR: no interpreter-side NaN mode.
-    return Interpreter(provide, stats=stats)
+    return Interpreter(_bytecode_provider(config), stats=stats)
 
 
 def native_executor(config: Any = None):
     """The executor factory of the "native" engine: the same bytecode as "interp", run by
     the llvmlite handlers (`deadeye.jit`) in `config.dispatch` mode."""
-    import os
-
-    import deadeye.lower.compile  # noqa: F401  (without lowering the engine is unavailable)
     from deadeye.jit.native import NativeExecutor
 
-    level = int(getattr(config, "opt_level", 0))
-    canon = bool(getattr(config, "nan_canonicalization", False))
-    strict = bool(getattr(config, "strict_fuel", False))
     cache_dir = getattr(config, "cache_dir", None)
-
-    def provide(func: WasmFunction) -> tuple[CompiledCode, int]:
-        i = func.defined_index
-        return pipeline_for(func.instance.module).bytecode(i, level, canon, strict), i
-
-    return NativeExecutor(provide, dispatch=getattr(config, "dispatch", None) or "direct",
+    return NativeExecutor(_bytecode_provider(config),
+                          dispatch=getattr(config, "dispatch", None) or "direct",
                           cache_dir=os.path.join(cache_dir, "jit") if cache_dir else None)

@@ -8,7 +8,16 @@ its own line: integers in signed decimal, floats as their shortest decimal value
 back to the same bits (`NaN`, `inf`, `-inf` for the specials), v128 as 0x + 32 hex digits.
 
 Without `--invoke`, a module exporting `_start` that imports nothing runs `_start`. WASI
-commands are the WASI layer's business: `run_wasi` is the one place that handles them."""
+commands are the WASI layer's business: `run_wasi` is the one place that handles them.
+
+FILE may also be the output of `deadeye compile -o` (recognized by its magic): its code is
+run without compiling again, at the opt level and NaN mode it was compiled with (`-O` or
+`--nan-canonicalization` that disagree are an error, as is `--fuel` on code not compiled
+with `--fuel`).
+
+`--stats` (interp engine): counts every executed bytecode op and consecutive op pair (the
+interpreter's instrumented mode, off otherwise) and prints the totals, the hottest ops
+and the hottest pairs to stderr when the run ends."""
 
 from __future__ import annotations
 
@@ -37,6 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="preopen a host directory for a WASI command (as GUEST, default HOST)")
     p.add_argument("--env", action="append", default=[], metavar="K=V",
                    help="set an environment variable of a WASI command")
+    p.add_argument("--stats", action="store_true",
+                   help="print executed bytecode op counts and the hottest op pairs to stderr "
+                        "(interp engine)")
     p.add_argument("file", metavar="FILE.wasm")
     # Everything after FILE belongs to the guest (a leading `--` is dropped).
     p.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS")
@@ -102,11 +114,14 @@ def run_wasi(args: argparse.Namespace, engine: Any, module: Any) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    from deadeye import api
+    from deadeye import api, cache
 
-    guest = list(args.args)
-    if guest and guest[0] == "--":
-        guest = guest[1:]
+    try:
+        with open(args.file, "rb") as f:
+            data = f.read()
+    except OSError as e:  # (worded as Module.from_file words it)
+        raise WasmError(f"cannot read {args.file!r}: {e.strerror}") from e
+    artifact = cache.load(data) if cache.is_artifact(data) else None
     config = api.Config(engine=_engine_name(args.engine))
     if args.fuel is not None:
         if args.fuel < 0:
@@ -115,11 +130,53 @@ def main(args: argparse.Namespace) -> int:
     config.nan_canonicalization = bool(args.nan_canonicalization)
     if args.opt_level is not None:
         config.opt_level = args.opt_level
+    if artifact is not None:  # run as compiled (Module.deserialize reports disagreements)
+        if args.opt_level is None:
+            config.opt_level = artifact.mode.opt_level
+        config.nan_canonicalization |= artifact.mode.nan_canonicalization
     try:
         engine = api.Engine(config)
     except ValueError as e:
         raise WasmError(str(e)) from None
-    module = api.Module.from_file(engine, args.file)
+    if getattr(args, "stats", False):
+        _instrument(engine)
+    try:
+        if artifact is not None:
+            module = api.Module.deserialize(engine, data)
+        else:
+            module = api.Module.from_file(engine, args.file)
+        return _run_module(args, engine, module)
+    finally:
+        if getattr(args, "stats", False):
+            _print_stats(engine)
+
+
+def _instrument(engine: Any) -> None:
+    """Give `engine` the interpreter's counting mode (before any store exists)."""
+    if engine.config.engine == "interp":
+        from deadeye.pipeline import interp_executor
+
+        engine.executor = interp_executor(engine.config, stats=True)
+
+
+def _print_stats(engine: Any) -> None:
+    import sys
+
+    fmt = getattr(engine.executor, "format_stats", None)
+    if fmt is None or not getattr(engine.executor, "stats", False):
+        print(f"--stats: the {engine.config.engine} engine does not count bytecode ops "
+              f"(use --engine interp)", file=sys.stderr)
+        return
+    sys.stdout.flush()
+    print(fmt(), file=sys.stderr)
+
+
+def _run_module(args: argparse.Namespace, engine: Any, module: Any) -> int:
+    from deadeye import api
+
+    guest = list(args.args)
+    if guest and guest[0] == "--":
+        guest = guest[1:]
     imports = module._module.imports
     if args.invoke is None and any(imp.module in WASI_MODULES for imp in imports):
         return run_wasi(args, engine, module)

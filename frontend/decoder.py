@@ -9,6 +9,7 @@ preallocation: every vector is read item by item against the bytes that remain).
 from __future__ import annotations
 
 import functools
+from array import array
 
 from deadeye.ir.errors import DecodeError
 from deadeye.ir.types import FuncType, ValType
@@ -456,7 +457,8 @@ def decode_module(data: bytes, features: Features | None = None) -> Module:
         raise DecodeError("unknown binary version", 4)
 
     m = Module(data=data, features=features)
-    offsets = m.entity_offsets = {k: [] for k in ("import", "func", "table", "memory", "export", "start")}
+    offsets = m.entity_offsets = {k: array("I") for k in ("import", "func", "table", "memory",
+                                                          "export", "start")}
     func_count: int | None = None  # from the function section
     code_seen = False
     last_rank = 0

@@ -1,8 +1,8 @@
 """The decoded shape of a Wasm module, shared by the validator, the lifter and the runtime.
 
 Metadata is compact: function bodies stay as (start, end) byte offsets into the module's
-bytes (`array('L')` columns) until something needs them; only module-level entities
-(types, imports, exports, segments...) become Python objects.
+bytes (`array('I')` columns: 12 bytes a function) until something needs them; only
+module-level entities (types, imports, exports, segments...) become Python objects.
 
 The decoder lives in `decoder.py` and the validator in `validator.py`; `parse_module`
 below is the entry point everybody else uses."""
@@ -122,6 +122,46 @@ class Names:
     locals: dict[int, dict[int, str]] = field(default_factory=dict)
 
 
+class IndexSet:
+    """A set of small non-negative ints kept as one flag byte each (the validated bodies:
+    a byte a function, where a `set` costs ~60)."""
+
+    __slots__ = ("_flags", "_count")
+
+    def __init__(self, items=()):
+        self._flags = bytearray()
+        self._count = 0
+        for i in items:
+            self.add(i)
+
+    def add(self, i: int) -> None:
+        flags = self._flags
+        if i >= len(flags):
+            flags.extend(bytes(i + 1 - len(flags)))
+        if not flags[i]:
+            flags[i] = 1
+            self._count += 1
+
+    def __contains__(self, i: object) -> bool:
+        return type(i) is int and 0 <= i < len(self._flags) and self._flags[i] != 0
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self):
+        return (i for i, f in enumerate(self._flags) if f)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (IndexSet, set, frozenset)):
+            return set(self) == set(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"IndexSet({sorted(self)})"
+
+
 @dataclass(slots=True, weakref_slot=True)  # weakref: per-module caches (deadeye.pipeline)
 class Module:
     data: bytes  # the whole binary; bodies and data segments are slices of it
@@ -129,9 +169,9 @@ class Module:
     imports: list[Import] = field(default_factory=list)
     # Defined functions: type index, and the body's byte range (from the locals
     # declaration to just past the final `end`).
-    func_types: array = field(default_factory=lambda: array("L"))
-    body_start: array = field(default_factory=lambda: array("L"))
-    body_end: array = field(default_factory=lambda: array("L"))
+    func_types: array = field(default_factory=lambda: array("I"))
+    body_start: array = field(default_factory=lambda: array("I"))
+    body_end: array = field(default_factory=lambda: array("I"))
     tables: list[TableType] = field(default_factory=list)
     memories: list[MemoryType] = field(default_factory=list)
     globals: list[Global] = field(default_factory=list)
@@ -148,12 +188,12 @@ class Module:
     num_imported_memories: int = 0
     num_imported_globals: int = 0
     # Set of defined-function indices whose bodies passed validation (lazy mode).
-    validated: set[int] = field(default_factory=set)
+    validated: IndexSet = field(default_factory=IndexSet)
     features: Features = field(default_factory=Features)
     # Byte offsets of module-level entities for error messages: "import", "func" (the
     # function section's type index), "table", "memory", "export", "start" -> one offset
-    # per entry, in order.
-    entity_offsets: dict[str, list[int]] = field(default_factory=dict, repr=False, compare=False)
+    # per entry, in order (compact arrays: a function costs 4 bytes here).
+    entity_offsets: dict[str, array] = field(default_factory=dict, repr=False, compare=False)
     # The validator's flattened index spaces (built on first validation, reused by
     # lazy `validate_function` calls).
     validation_context: object | None = field(default=None, repr=False, compare=False)

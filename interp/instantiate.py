@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from deadeye.ir.errors import LinkError, ValidationError
 from deadeye.interp.memory import DataInstance, ElemInstance, MemoryInstance, TableInstance
 from deadeye.interp.runtime import (
+    FuncSpace,
     GlobalInstance,
     HostFunction,
     ModuleInstance,
@@ -149,9 +150,8 @@ def instantiate(store: Store, module: "Module", externs: Sequence[Any]) -> Modul
         match_import(module, imp, ext)
         spaces[imp.kind].append(ext)
 
-    types = module.types
-    for i, tidx in enumerate(module.func_types):
-        inst.funcs.append(WasmFunction(inst, i, types[tidx]))
+    # Defined functions become objects on first use (lazy compilation's memory bound).
+    inst.funcs = spaces["func"] = FuncSpace(inst, inst.funcs)
     for tt in module.tables:
         inst.tables.append(TableInstance(tt, None, store.max_table_elements))
     for mt in module.memories:

@@ -176,6 +176,70 @@ class GlobalInstance:
         self.value = value
 
 
+class FuncSpace(dict):
+    """An instance's function index space, as a sequence (`funcs[i]`, `len`, iteration,
+    `append`), whose defined functions become `WasmFunction` objects only when first
+    looked up: a module of 20,000 functions of which a program calls ten costs ten
+    objects, not 20,000 (lazy compilation's memory bound: see DESIGN.md).
+
+    A dict subclass so that `funcs[i]`, on the executors' call paths, stays a C-level
+    lookup once the function exists; `__missing__` makes it on the first lookup (and
+    keeps it: a function's identity matters to tables and `ref.func`)."""
+
+    __slots__ = ("_inst", "_first_defined", "_len")
+
+    def __init__(self, inst: "ModuleInstance", imports: list):
+        super().__init__(enumerate(imports))
+        self._inst = inst
+        self._first_defined = len(imports)
+        self._len = len(imports) + len(inst.module.func_types)
+
+    def __missing__(self, index: Any) -> "WasmFunction":
+        if type(index) is not int:  # (a slice never gets here: it is unhashable)
+            raise TypeError(f"function indices are integers, not {type(index).__name__}")
+        if index < 0 and index + self._len >= 0:
+            return self[index + self._len]
+        if not self._first_defined <= index < self._len:
+            raise IndexError(f"function index {index} out of range")
+        module = self._inst.module
+        defined = index - self._first_defined
+        f = WasmFunction(self._inst, defined, module.types[module.func_types[defined]])
+        dict.__setitem__(self, index, f)
+        return f
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self):
+        return (self[i] for i in range(self._len))
+
+    def __contains__(self, func: Any) -> bool:
+        return any(f is func for f in self)
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, (list, tuple, FuncSpace)) and list(self) == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<FuncSpace {self._len} functions, {dict.__len__(self)} made>"
+
+    def append(self, func: Any) -> None:
+        """Add a function after the others (tools that build instances by hand)."""
+        dict.__setitem__(self, self._len, func)
+        self._len += 1
+
+    def extend(self, funcs: Any) -> None:
+        for f in funcs:
+            self.append(f)
+
+    def index(self, func: Any) -> int:
+        for i, f in enumerate(self):
+            if f is func:
+                return i
+        raise ValueError("function not in this instance")
+
+
 class ModuleInstance:
     """The runtime side of an instantiated module: its index spaces (imports first) and
     exports (name -> runtime extern)."""

@@ -5,9 +5,10 @@ disas FILE [--func NAME|INDEX] [--stage wasm|ir|opt|bytecode] [-O N] [--dot FILE
     byte offsets, the lifted IR, the IR after the optimizer, or the bytecode disassembly
     (offsets, ops, registers, decoded immediates) with the frame size and constant pool.
     `--dot` writes the IR CFG (of the stage shown, ir or opt) as Graphviz DOT.
-compile FILE [-O N] [--stats]
+compile FILE [-O N] [--stats] [-o OUT] [--nan-canonicalization] [--fuel]
     lowers every defined function; `--stats` prints IR and bytecode counts, bytecode ops
-    per wasm instruction and the average frame size.
+    per wasm instruction and the average frame size; `-o` writes the module with its
+    code (`deadeye.cache`). The command runs in `deadeye.cache.run_compile`.
 """
 
 from __future__ import annotations
@@ -30,9 +31,17 @@ def add_disas_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_compile_arguments(p: argparse.ArgumentParser) -> None:
+    """`deadeye compile`'s options (the command itself is `deadeye.cache.run_compile`:
+    it writes artifacts through the compile pipeline, above this package)."""
     p.add_argument("file", metavar="FILE.wasm")
     p.add_argument("-O", dest="opt_level", type=int, choices=(0, 1, 2), default=0)
     p.add_argument("--stats", action="store_true", help="print lowering statistics")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="write the module and its compiled code (run it with `deadeye run FILE`)")
+    p.add_argument("--nan-canonicalization", action="store_true",
+                   help="compile for runs that canonicalize NaNs")
+    p.add_argument("--fuel", action="store_true",
+                   help="compile for fuel-metered runs (`deadeye run --fuel N`)")
 
 
 def _optimizer():
@@ -129,25 +138,4 @@ def run_disas(args: argparse.Namespace) -> int:
     if args.dot:
         with open(args.dot, "w") as f:
             f.write("\n".join(dots))
-    return 0
-
-
-def run_compile(args: argparse.Namespace) -> int:
-    from deadeye.interp.isa.program import CompiledCode
-
-    from .compile import LowerStats, compile_function
-
-    module, lifter = _load(args.file)
-    level = args.opt_level
-    if level and _optimizer() is None:
-        print("note: the optimizer (deadeye.opt) is unavailable; compiling at -O0")
-        level = 0
-    code = CompiledCode(len(module.func_types))
-    stats = LowerStats()
-    for i in range(len(module.func_types)):
-        compile_function(_ir(lifter, module, i, level), lifter.env, code, i, stats)
-    print(f"compiled {stats.functions} function(s): {len(code.code)} bytes of bytecode, "
-          f"{len(code.pool)} pool constant(s)")
-    if args.stats:
-        print(stats.report())
     return 0

@@ -590,29 +590,6 @@ def test_links_times_allocate_rights(tmp_path):
     ctx.close()
 
 
-# -- real programs: Sightglass shootout commands (C compiled by wasi-sdk) ------------------
-
-SIGHTGLASS = Path(__file__).parent / "sightglass"
-
-
-# The ones the IR evaluator finishes in a few seconds; ackermann reads its *.input files
-# through the preopened folder.
-@pytest.mark.parametrize("name", ["shootout-nestedloop", "shootout-ackermann"])
-def test_sightglass(tmp_path, name):
-    wasm = SIGHTGLASS / f"{name}.wasm"
-    if not wasm.exists():
-        pytest.skip("tests/sightglass is not vendored in this checkout")
-    engine = deadeye.Engine(deadeye.Config(engine="ir"))
-    cfg = deadeye.WasiConfig(argv=[wasm.name])
-    cfg.preopen_dir(str(SIGHTGLASS), ".", fs_mutable=False)
-    cfg.stdout_file = str(tmp_path / "out")
-    cfg.stderr_file = str(tmp_path / "err")
-    code = wasi.run_command(engine, deadeye.Module.from_file(engine, wasm), cfg)
-    assert code == 0
-    assert (tmp_path / "out").read_bytes() == (SIGHTGLASS / f"{name}.stdout.expected").read_bytes()
-    assert (tmp_path / "err").read_bytes() == (SIGHTGLASS / f"{name}.stderr.expected").read_bytes()
-
-
 # -- the resolver never leaves the sandbox (property) ------------------------------------
 
 _COMPONENTS = ["a", "b", "..", ".", "", "up", "abs", "self", "down", "f", "missing"]
