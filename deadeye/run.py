@@ -36,6 +36,8 @@ _INT_BITS = {ValType.I32: 32, ValType.I64: 64, ValType.V128: 128}
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--invoke", metavar="NAME", help="call this export instead of _start")
     p.add_argument("--engine", default=None, help="execution engine (ir, interp, native)")
+    p.add_argument("--dispatch", choices=("direct", "indirect", "loop"), default=None,
+                   help="dispatch mode of the native engine (default: direct)")
     p.add_argument("--fuel", type=int, default=None, metavar="N",
                    help="trap after N units of fuel (one per wasm instruction)")
     p.add_argument("--nan-canonicalization", action="store_true",
@@ -128,6 +130,8 @@ def main(args: argparse.Namespace) -> int:
             raise WasmError("--fuel must be a non-negative number")
         config.consume_fuel = True
     config.nan_canonicalization = bool(args.nan_canonicalization)
+    if args.dispatch is not None:
+        config.dispatch = args.dispatch
     if args.opt_level is not None:
         config.opt_level = args.opt_level
     if artifact is not None:  # run as compiled (Module.deserialize reports disagreements)

@@ -34,7 +34,8 @@ def add_compile_arguments(p: argparse.ArgumentParser) -> None:
     """`deadeye compile`'s options (the command itself is `deadeye.cache.run_compile`:
     it writes artifacts through the compile pipeline, above this package)."""
     p.add_argument("file", metavar="FILE.wasm")
-    p.add_argument("-O", dest="opt_level", type=int, choices=(0, 1, 2), default=0)
+    p.add_argument("-O", dest="opt_level", type=int, choices=(0, 1, 2), default=2,
+                   help="optimization level (default 2, as Config's)")
     p.add_argument("--stats", action="store_true", help="print lowering statistics")
     p.add_argument("-o", "--output", metavar="FILE",
                    help="write the module and its compiled code (run it with `deadeye run FILE`)")
