@@ -100,3 +100,12 @@ def test_show_prints_the_generated_matcher(capsys, rule_dir):
 def test_show_unknown_term(capsys, rule_dir):
     code, out, err = run(capsys, "show", "add", rule_dir)
     assert code == 1 and out == "" and err == "error: no rules define term add\n"
+
+
+def test_show_finds_the_term_in_either_shipped_rule_set(capsys):
+    # the mid-end and the lowering rules are separate programs: each term is shown from its own
+    for term in ("simplify", "lower"):
+        code, out, err = run(capsys, "show", term)
+        assert code == 0 and err == "" and out.startswith(f"# ---- term {term}:"), (term, err)
+    code, out, err = run(capsys, "show", "no_such_term")
+    assert (code, out, err) == (1, "", "error: no rules define term no_such_term\n")

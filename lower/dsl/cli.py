@@ -91,30 +91,24 @@ def run(args: argparse.Namespace) -> int:
             if status == 0 and _is_shipped_lowering(label or paths[0]):
                 status = max(status, _lowering_coverage())
         return status
-    sources = read_sources(paths)
-    if not sources:
-        if args.rules_command == "check":
-            print(f"no rule files in {', '.join(map(str, paths))}")
-            return 0
+    # show: the term's matcher from whichever rule program defines it
+    programs = [src for _, src in rule_programs(paths) if src]
+    if not programs:
         print(f"error: no rule files in {', '.join(map(str, paths))}", file=sys.stderr)
         return 1
-    try:
-        if args.rules_command == "check":
-            checked = check_sources(sources)
-            print(f"ok: {len(sources)} file(s), {len(checked.types)} type(s), "
-                  f"{len(checked.terms)} term(s), {len(checked.rules)} rule(s)")
+    for sources in programs:
+        try:
+            gen = compile_sources(sources)
+        except RuleError as e:
+            for d in e.diagnostics:
+                print(d)
+            print(f"{len(e.diagnostics)} error(s)", file=sys.stderr)
+            return 1
+        if args.term in gen.term_sources:
+            print(term_source(gen.source, args.term), end="")
             return 0
-        gen = compile_sources(sources)
-    except RuleError as e:
-        for d in e.diagnostics:
-            print(d)
-        print(f"{len(e.diagnostics)} error(s)", file=sys.stderr)
-        return 1
-    if args.term not in gen.term_sources:
-        print(f"error: no rules define term {args.term}", file=sys.stderr)
-        return 1
-    print(term_source(gen.source, args.term), end="")
-    return 0
+    print(f"error: no rules define term {args.term}", file=sys.stderr)
+    return 1
 
 
 def _is_shipped_lowering(path) -> bool:
