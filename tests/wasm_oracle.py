@@ -365,10 +365,16 @@ def _shape_strategy(shape: str) -> st.SearchStrategy[int]:
     return st.one_of(lanes, lane.map(lambda x: x * splat))
 
 
+# swizzle indices: in range, just past it (16..31 select 0, not the other operand), high bit set
+_SWIZZLE_INDICES = st.lists(st.sampled_from([0, 1, 7, 14, 15, 16, 17, 31, 32, 127, 128, 240, 255]),
+                            min_size=16, max_size=16).map(lambda ls: int.from_bytes(bytes(ls), "little"))
+
+
 def v128_strategy(op_name: str) -> st.SearchStrategy[int]:
     """v128 operands for `op_name`: lanes of the shapes its name mentions, or random bits."""
     shapes = [s for s in _SHAPES if s in op_name] or list(_SHAPES)
-    return st.one_of(*[_shape_strategy(s) for s in shapes], st.integers(0, (1 << 128) - 1))
+    extra = [_SWIZZLE_INDICES] if "swizzle" in op_name else []
+    return st.one_of(*[_shape_strategy(s) for s in shapes], *extra, st.integers(0, (1 << 128) - 1))
 
 
 def operand_strategy(op_name: str, t: ValType) -> st.SearchStrategy[int]:
