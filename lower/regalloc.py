@@ -135,14 +135,21 @@ def allocate(vfunc: VFunc, results_slots: int = 0) -> Allocation:
             elif ins.op in ("return_call", "return_call_indirect", "return"):
                 # The op moves its listed slots to 0..: the frame must hold them.
                 tail_slots = max(tail_slots, sum(r.width for r in ins.args[-1]))
-    for bi, (head, idx) in enumerate(positions):
+    # A value live across blocks lives (no holes) up to the last block, in layout order,
+    # where it is live: walking the blocks backwards, only a value's first sighting
+    # matters, which keeps this linear in values rather than blocks x live values.
+    seen_out = seen_in = 0
+    for bi in range(len(positions) - 1, -1, -1):
+        head, idx = positions[bi]
         last = 2 * idx[-1] + 1 if idx else 2 * head + 1
-        for v in _bits(live_out[bi]):
+        for v in _bits(live_out[bi] & ~seen_out):
             if end[v] < last:
                 end[v] = last
-        for v in _bits(live_in[bi]):
+        seen_out |= live_out[bi]
+        for v in _bits(live_in[bi] & ~seen_in):
             if end[v] < 2 * head:
                 end[v] = 2 * head
+        seen_in |= live_in[bi]
     vregs = vfunc.vregs
     slot = [-1] * nv
     occ = bytearray(MAX_SLOTS + 2)
