@@ -17,7 +17,6 @@ With `Config.consume_fuel`, the mode is strict-fuel (see `mode_of`)."""
 from __future__ import annotations
 
 import os
-import weakref
 from typing import Any
 
 from deadeye.cache import CodeCache, Mode
@@ -166,16 +165,12 @@ class ModulePipeline:
         return func
 
 
-# Decoded modules are dataclasses (unhashable): key by identity, drop on collection.
-_PIPELINES: dict[int, ModulePipeline] = {}
-
-
 def pipeline_for(module: Any) -> ModulePipeline:
-    key = id(module)
-    p = _PIPELINES.get(key)
+    """The module's pipeline, kept on the module itself (a global table would keep every
+    module alive: the pipeline refers to its module)."""
+    p = module.derived.get("pipeline")
     if p is None:
-        p = _PIPELINES[key] = ModulePipeline(module)
-        weakref.finalize(module, _PIPELINES.pop, key, None)
+        p = module.derived["pipeline"] = ModulePipeline(module)
     return p
 
 

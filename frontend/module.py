@@ -197,6 +197,9 @@ class Module:
     # The validator's flattened index spaces (built on first validation, reused by
     # lazy `validate_function` calls).
     validation_context: object | None = field(default=None, repr=False, compare=False)
+    # Caches that higher layers derive from this module (deadeye.pipeline keeps its
+    # compiled code here): they live exactly as long as the module.
+    derived: dict = field(default_factory=dict, repr=False, compare=False)
 
     # -- index spaces (imports first, then definitions) -------------------------------
     def func_type(self, func_index: int) -> FuncType:

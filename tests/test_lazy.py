@@ -5,13 +5,17 @@ per-function objects) when a module is created and instantiated."""
 from __future__ import annotations
 
 import gc
+import os
 import tracemalloc
+import weakref
 
 import pytest
 
 import deadeye
 from deadeye import api
 from pipeline_testlib import count_pipeline
+
+FIB = os.path.join(os.path.dirname(__file__), "..", "examples", "fib.wasm")
 
 BYTES_PER_FUNCTION = 64
 N = 20_000
@@ -128,3 +132,18 @@ def test_lazy_function_space_keeps_identity_and_sequence_behaviour():
         funcs[50]
     with pytest.raises(IndexError):
         funcs[-51]
+
+
+@pytest.mark.parametrize("engine_name", ["ir", "interp", "native"])
+def test_a_module_and_its_compiled_code_are_freed_with_the_last_reference(engine_name):
+    # an embedder that loads modules in a loop must not grow: no global cache may keep
+    # a module (or its compiled code) alive once the program drops it
+    engine = deadeye.Engine(deadeye.Config(engine=engine_name))
+    store = deadeye.Store(engine)
+    module = deadeye.Module.from_file(engine, FIB)
+    inst = deadeye.Instance(store, module, [])
+    assert inst.exports(store)["fib"](store, 10) == 55
+    decoded = weakref.ref(module._module)
+    del engine, store, module, inst
+    gc.collect()
+    assert decoded() is None
