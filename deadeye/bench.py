@@ -24,8 +24,9 @@ sides succeeded.
 
 Engines: "cranelift" and "pulley" run on wasmtime-py (Pulley is wasmtime with the target
 "pulley64": its portable interpreter); any other name is a deadeye engine,
-`deadeye.Config(engine=NAME)`. Both go through one protocol function, since deadeye's API
-mirrors wasmtime-py's.
+`deadeye.Config(engine=NAME)`, or `ENGINE-DISPATCH` for a dispatch mode other than the
+default (`native-indirect`, `native-loop`: `Config(engine=ENGINE, dispatch=DISPATCH)`).
+Both go through one protocol function, since deadeye's API mirrors wasmtime-py's.
 
 Public: `main(args)` (the CLI), `run_protocol`, `measure`, `probe_engine`,
 `resolve_modules`, `default_suite`, `Report` with `to_markdown` / `to_json` / `to_svg`,
@@ -108,7 +109,8 @@ def _deadeye_api() -> Any:
                          "(Linker.define_wasi / Store.set_wasi missing)")
     return types.SimpleNamespace(
         Module=deadeye.Module, Store=deadeye.Store, Linker=deadeye.Linker,
-        FuncType=deadeye.FuncType, WasiConfig=wasi_cls, ExitTrap=deadeye.ExitTrap)
+        FuncType=deadeye.FuncType, WasiConfig=wasi_cls, ExitTrap=deadeye.ExitTrap,
+        compile_ahead=lambda module: module.serialize())  # compiles every function
 
 
 def make_engine(name: str) -> tuple[Any, Any]:
@@ -130,10 +132,13 @@ def make_engine(name: str) -> tuple[Any, Any]:
     import deadeye
 
     api = _deadeye_api()
+    # "ENGINE-DISPATCH" (native-indirect, native-loop) picks a dispatch mode
+    base, _, dispatch = name.partition("-")
+    cfg = {"engine": base, "dispatch": dispatch} if dispatch else {"engine": name}
     try:
-        engine = deadeye.Engine(deadeye.Config(engine=name))
+        engine = deadeye.Engine(deadeye.Config(**cfg))
     except (TypeError, ValueError) as e:
-        raise ValueError(str(e)) from None
+        raise ValueError(f"{name}: {e}" if dispatch else str(e)) from None
     return api, engine
 
 
@@ -188,6 +193,11 @@ def run_protocol(api: Any, engine: Any, wasm: Path, outdir: Path) -> RunResult:
     or deadeye's equivalent (see `make_engine`); guest output goes to files in `outdir`."""
     wasm = Path(wasm)
     module = api.Module.from_file(engine, str(wasm))
+    # Compilation is not timed: wasmtime compiles in Module(), deadeye on a function's first
+    # call unless asked to compile them all now.
+    compile_ahead = getattr(api, "compile_ahead", None)
+    if compile_ahead is not None:
+        compile_ahead(module)
     store = api.Store(engine)
     linker = api.Linker(engine)
     linker.define_wasi()

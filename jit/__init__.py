@@ -8,7 +8,8 @@
   triple, cpu)`, `timings`).
 - `native`: `NativeExecutor(provider, dispatch=..., cache_dir=...)`, the executor seam
   (`call(store, func, args)`) that runs a `CompiledCode` natively and services the
-  statuses the handlers return (traps, host calls, growth, slow ops, fuel, stack limits).
+  statuses the handlers return (traps, host calls, growth, slow ops, fuel, stack limits,
+  interrupts); globals, table sizes, call_indirect and memory 0's bulk ops stay native.
 
 Engine factory for the public API (`Config(engine="native")`), given the pipeline's
 bytecode provider: `NativeExecutor(provide, dispatch=config.dispatch,

@@ -71,9 +71,13 @@ def target_machine(triple: str, cpu: str = "", features: str = "", opt: int = 2)
                                         codemodel="jitdefault")
 
 
+# Hashed when the generator is imported, not when an object is compiled: a process that
+# imported an older generator must never publish its object under a newer source's key.
+_GEN_HASH = hashlib.sha256(Path(llvmgen.__file__).read_bytes()).hexdigest()
+
+
 def cache_key(mode: str, triple: str, cpu: str, features: str) -> str:
-    gen_src = Path(llvmgen.__file__).read_bytes()
-    parts = [layout_hash(), hashlib.sha256(gen_src).hexdigest(), _version(), llvmlite.__version__,
+    parts = [layout_hash(), _GEN_HASH, _version(), llvmlite.__version__,
              triple, cpu, features, mode]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 

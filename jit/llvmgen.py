@@ -24,8 +24,9 @@ Dispatch modes (how "find the next handler" is done):
   fallback for targets without `musttail`.
 
 Semantics templates come from `ir.numerics` by op name (the ISA row's `numerics` field);
-ops without an inline template (everything outside `native_ops()`: globals, tables,
-`ref.func`, bulk memory, segments) and accesses to memories other than 0 return
+ops without an inline template (everything outside `native_ops()`: tables but for
+`table.size` and `call_indirect`, `ref.func`, segments, bulk memory but for memory 0's
+`memory.copy`/`memory.fill`) and accesses to memories other than 0 return
 `SLOW`/`GROW`/`HOST_CALL`, and `native.py` runs them with the ISA's reference semantics on
 the same registers.
 """
@@ -45,13 +46,19 @@ P8, P64 = I8.as_pointer(), I64.as_pointer()
 HTY = ir.FunctionType(I32, [P8, P64, P8, I64, P64])
 HPTR = HTY.as_pointer()
 
-# Our statuses beyond the ISA's: run this op in Python (reference semantics) and resume.
+# Our statuses beyond the ISA's: run this op in Python (reference semantics) and resume;
+# the store's interrupt flag was seen set (at a backward branch or a tail call: every
+# unbounded execution passes one; plain calls are bounded by the call depth).
 SLOW = 6
-STATUS_NAMES = {**{s.value: s.name for s in Status}, SLOW: "SLOW"}
+INTERRUPTED = 7
+STATUS_NAMES = {**{s.value: s.name for s in Status}, SLOW: "SLOW", INTERRUPTED: "INTERRUPTED"}
 
-# Context block: i64 fields.
+# Context block: i64 fields. `interrupt` is the address of the store's interrupt byte;
+# `globals` of the instance's globals (2 slots each: value and mask, or a v128's two
+# halves); `tables` of 3 slots per table (entry cache address, cache length, size);
+# `sigs` of the canonical signature id (+1) of each module type. See `native.py`.
 CTX_FIELDS = ("payload", "pc", "fp", "fuel", "csp", "cs_limit", "cs_base", "regs_end",
-              "functab", "frametab", "pool", "scratch")
+              "functab", "frametab", "pool", "scratch", "interrupt", "globals", "tables", "sigs")
 CTX = {name: i for i, name in enumerate(CTX_FIELDS)}
 TABLE_SIZE = 256 + len(EXTENDED)
 MODES = ("direct", "indirect", "loop")
@@ -99,8 +106,10 @@ class Emit:
     `jump(pc)` continues at another op (mode specific), `exit(status)` returns to Python
     with pc and fp saved, `trap_if(cond, code)` splits the block."""
 
-    def __init__(self, gen: "Generator", op: Op, b: ir.IRBuilder, pc, fp, mem, memlen, ctx):
+    def __init__(self, gen: "Generator", op: Op, b: ir.IRBuilder, pc, fp, mem, memlen, ctx,
+                 general: bool = False):
         self.gen, self.op, self.b = gen, op, b
+        self.general = general  # copy slot lists of any length inline (see `_copy_slots`)
         self.pc, self.fp, self.mem, self.memlen, self.ctx = pc, fp, mem, memlen, ctx
         self.base = DIRECT_PREFIX if gen.mode == "direct" else len(op.prefix)
         self.offsets = {name: at - len(op.prefix) + self.base for name, _k, at in op.layout}
@@ -166,7 +175,23 @@ class Emit:
 
     def branch(self, off_name: str = "off"):
         off = self.b.sext(self.operand(off_name), I64)
+        self.poll_if_backward(off)
         self.jump(self.at(off))
+
+    def poll_interrupt(self):
+        """Leave with INTERRUPTED when the store's interrupt byte is set (one load of the
+        cell's address from the context, one of the byte; atomic so that the `loop` mode's
+        single function cannot hoist it out of a guest loop)."""
+        cell = self.b.inttoptr(self.ctx_get("interrupt"), P8)
+        flag = self.b.load_atomic(cell, "monotonic", 1)
+        self.exit_if(self.b.icmp_unsigned("!=", flag, _c(I8, 0)), INTERRUPTED)
+
+    def poll_if_backward(self, off):
+        """Every loop has a backward branch: poll only on those (forward ones skip it)."""
+        ok = self.split(self.b.icmp_signed("<=", off, _c(I64, 0)), "backward")
+        self.poll_interrupt()
+        self.b.branch(ok)
+        self.b.position_at_end(ok)
 
     def jump(self, pc, fp=None, mem=None, memlen=None):
         self.gen.jump(self, pc, fp or self.fp, mem or self.mem, memlen or self.memlen)
@@ -971,11 +996,31 @@ def body_memory(e: Emit):
     e.next()
 
 
-def _copy_slots(e: Emit, list_off: int, dst_base):
-    """Parallel move of the slot list at operand offset `list_off` to slots 0.. of
-    `dst_base` (through the context's scratch buffer: all reads before any write)."""
+def _copy_slots(e: Emit, list_off: int):
+    """Parallel move of the slot list at operand offset `list_off` (u16 count, u16 slots)
+    to slots 0.. of the frame, through the context's scratch buffer (all reads before any
+    write). A handler copies no slot or one (most returns) inline and hands longer lists to
+    its `general` twin (see `Generator`), so that its own code needs no callee-saved
+    registers or vector code."""
     b = e.b
-    cnt = b.zext(e.load_stream(list_off, I16), I64)
+    cnt = e.load_stream(list_off, I16)
+    if not e.general:
+        one = b.append_basic_block("one_slot")
+        many = b.append_basic_block("many_slots")
+        done = b.append_basic_block("copied")
+        sw = b.switch(cnt, many)
+        sw.add_case(_c(I16, 0), done)
+        sw.add_case(_c(I16, 1), one)
+        b.position_at_end(one)
+        slot = b.zext(e.load_stream(list_off + 2, I16), I64)
+        b.store(b.load(e.slot_ptr(slot), align=8), e.fp, align=8)
+        b.branch(done)
+        b.position_at_end(many)
+        twin = e.gen.general[e.op.index]
+        b.ret(b.call(twin, [e.pc, e.fp, e.mem, e.memlen, e.ctx], tail="musttail"))
+        b.position_at_end(done)
+        return
+    cnt = b.zext(cnt, I64)
     scratch = b.inttoptr(e.ctx_get("scratch"), P64)
     for phase in ("read", "write"):
         pre = b.block
@@ -990,7 +1035,7 @@ def _copy_slots(e: Emit, list_off: int, dst_base):
             slot = b.zext(e.load_stream(off, I16), I64)
             b.store(b.load(e.slot_ptr(slot), align=8), b.gep(scratch, [i]), align=8)
         else:
-            b.store(b.load(b.gep(scratch, [i]), align=8), b.gep(dst_base, [i]), align=8)
+            b.store(b.load(b.gep(scratch, [i]), align=8), b.gep(e.fp, [i]), align=8)
         nxt = b.add(i, _c(I64, 1))
         i.add_incoming(nxt, b.block)
         b.cbranch(b.icmp_unsigned("<", nxt, cnt), loop, done)
@@ -1013,6 +1058,32 @@ def _entry_of(e: Emit, func_idx):
     return b.inttoptr(entry, P8)
 
 
+def _table_field(e: Emit, field: int):
+    """Field 0 (entry cache), 1 (cache length) or 2 (size) of the `table` operand's entry
+    in the context's table array (the index is checked when the code is installed)."""
+    b = e.b
+    tabs = b.inttoptr(e.ctx_get("tables"), P64)
+    at = b.add(b.mul(e.index("table"), _c(I64, 3)), _c(I64, field))
+    return b.load(b.gep(tabs, [at]), align=8)
+
+
+def _indirect_target(e: Emit):
+    """The module function index of `table[index]` from the table's entry cache, whose
+    entries are `(canonical signature + 1) << 32 | function index`, 0 when not cached.
+    Anything but a cached entry of the expected signature (out of range, null, a host or
+    foreign function, not cached yet, a mismatch) leaves with HOST_CALL, and Python
+    resolves it (trapping, calling through the store, or filling the cache)."""
+    b = e.b
+    idx = b.zext(b.trunc(e.reg("index"), I32), I64)
+    e.exit_if(b.icmp_unsigned(">=", idx, _table_field(e, 1)), Status.HOST_CALL)
+    cache = b.inttoptr(_table_field(e, 0), P64)
+    ent = b.load(b.gep(cache, [idx]), align=8)
+    sigs = b.inttoptr(e.ctx_get("sigs"), P64)
+    want = b.load(b.gep(sigs, [e.index("type")]), align=8)
+    e.exit_if(b.icmp_unsigned("!=", b.lshr(ent, _c(I64, 32)), want), Status.HOST_CALL)
+    return b.and_(ent, _c(I64, 0xFFFFFFFF))
+
+
 def body_control(e: Emit):
     b, name = e.b, e.op.name
     if name == "jump":
@@ -1030,10 +1101,11 @@ def body_control(e: Emit):
         at = e.offsets["targets"]
         n = b.zext(e.load_stream(at, I32), I64)
         i = b.select(b.icmp_unsigned("<", idx, n), idx, n)
-        off = e.load_stream(b.add(_c(I64, at + 4), b.mul(i, _c(I64, 4))), I32)
-        e.jump(e.at(b.sext(off, I64)))
+        off = b.sext(e.load_stream(b.add(_c(I64, at + 4), b.mul(i, _c(I64, 4))), I32), I64)
+        e.poll_if_backward(off)
+        e.jump(e.at(off))
     elif name == "return":
-        _copy_slots(e, e.offsets["results"], e.fp)
+        _copy_slots(e, e.offsets["results"])
         csp = e.ctx_get("csp")
         ok = e.split(b.icmp_unsigned("==", csp, e.ctx_get("cs_base")), "entry_return")
         e.exit(Status.RETURNED)
@@ -1044,8 +1116,8 @@ def body_control(e: Emit):
         ret_pc = b.inttoptr(b.load(ptr, align=8), P8)
         ret_fp = b.inttoptr(b.load(b.gep(ptr, [_c(I64, 1)]), align=8), P64)
         e.jump(ret_pc, ret_fp)
-    elif name == "call":
-        f = e.index("func")
+    elif name in ("call", "call_indirect"):  # no poll: call depth is bounded anyway
+        f = e.index("func") if name == "call" else _indirect_target(e)
         entry = _entry_of(e, f)
         newfp = b.gep(e.fp, [e.index("frame")])
         _frame_fits(e, f, newfp)
@@ -1056,13 +1128,14 @@ def body_control(e: Emit):
         b.store(b.ptrtoint(e.fp, I64), b.gep(ptr, [_c(I64, 1)]), align=8)
         e.ctx_set("csp", b.add(csp, _c(I64, 16)))
         e.jump(entry, newfp)
-    elif name == "return_call":
-        f = e.index("func")
+    elif name in ("return_call", "return_call_indirect"):  # unbounded: poll
+        e.poll_interrupt()
+        f = e.index("func") if name == "return_call" else _indirect_target(e)
         entry = _entry_of(e, f)
         _frame_fits(e, f, e.fp)
-        _copy_slots(e, e.offsets["args"], e.fp)
+        _copy_slots(e, e.offsets["args"])
         e.jump(entry)
-    elif name in ("call_indirect", "call_host", "return_call_indirect"):
+    elif name == "call_host":
         e.exit(Status.HOST_CALL)
     elif name == "unreachable":
         e.exit(Status.TRAP, 0)
@@ -1104,6 +1177,33 @@ def body_move(e: Emit):
     e.next()
 
 
+def _bulk_memory(e: Emit):
+    """memory.copy/memory.fill on memory 0: both ranges are checked before any byte moves
+    (then libc's memmove/memset); other memories go to Python."""
+    b = e.b
+    mems = ("dst_mem", "src_mem") if e.op.name == "memory.copy" else ("mem",)
+    for m in mems:
+        e.exit_if(b.icmp_unsigned("!=", e.operand(m), _c(I32, 0)), SLOW)
+
+    def u32(name):
+        return b.zext(b.trunc(e.reg(name), I32), I64)
+
+    d, n = u32("d"), u32("n")
+    past = b.icmp_unsigned(">", b.add(d, n), e.memlen)
+    if e.op.name == "memory.copy":
+        src = u32("s")
+        past = b.or_(past, b.icmp_unsigned(">", b.add(src, n), e.memlen))
+    e.trap_if(past, TRAP_CODE["mem"])
+    dst = b.gep(e.mem, [d])
+    if e.op.name == "memory.copy":
+        e.call_intr("llvm.memmove.p0i8.p0i8.i64", ir.VoidType(),
+                    [dst, b.gep(e.mem, [src]), n, _c(I1, 0)])
+    else:
+        e.call_intr("llvm.memset.p0i8.i64", ir.VoidType(),
+                    [dst, b.trunc(e.reg("val"), I8), n, _c(I1, 0)])
+    e.next()
+
+
 def body_state(e: Emit):
     b, name = e.b, e.op.name
     if name == "ref.null":  # handle 0 is null (see native.py)
@@ -1118,6 +1218,24 @@ def body_state(e: Emit):
         e.next()
     elif name in ("memory.grow", "table.grow"):
         e.exit(Status.GROW)
+    elif name.startswith("global."):  # indices and types are checked at installation
+        g = b.gep(b.inttoptr(e.ctx_get("globals"), P64), [b.mul(e.index("global"), _c(I64, 2))])
+        p128 = b.bitcast(g, I128.as_pointer())
+        if name == "global.get":
+            e.set_reg("dst", b.load(g, align=8))
+        elif name == "global.set":  # the mask slot keeps an i32/f32 global 32 bits wide
+            mask = b.load(b.gep(g, [_c(I64, 1)]), align=8)
+            b.store(b.and_(e.reg("src"), mask), g, align=8)
+        elif name == "global.get128":
+            e.set_vreg("dst", b.load(p128, align=8))
+        else:
+            b.store(e.vreg("src"), p128, align=8)
+        e.next()
+    elif name == "table.size":
+        e.set_reg("dst", _table_field(e, 2))
+        e.next()
+    elif name in ("memory.copy", "memory.fill"):
+        _bulk_memory(e)
     else:
         e.exit(SLOW)
 
@@ -1140,9 +1258,11 @@ def native_ops() -> list[str]:
     out = []
     for op in OP_LIST:
         body = body_for(op)
-        if body is body_state and op.name not in ("ref.null", "ref.is_null", "memory.size"):
+        if body is body_state and not (op.name in ("ref.null", "ref.is_null", "memory.size",
+                                                   "table.size", "memory.copy", "memory.fill")
+                                       or op.name.startswith("global.")):
             continue
-        if op.name in ("call_indirect", "call_host", "return_call_indirect"):
+        if op.name == "call_host":
             continue
         out.append(op.name)
     return out
@@ -1160,6 +1280,7 @@ class Generator:
         if triple:
             self.module.triple = triple
         self.intr = Intrinsics(self.module)
+        self.general: dict[int, ir.Function] = {}  # op index -> its twin for long slot lists
 
     def size(self, op: Op) -> int:
         base = DIRECT_PREFIX if self.mode == "direct" else len(op.prefix)
@@ -1225,10 +1346,17 @@ class Generator:
         self.table.global_constant = True
         self.table.initializer = ir.Constant(arr, slots)
         for op in OP_LIST:
+            if any(o.kind.name == "slots" for o in op.operands):
+                twin = self.general[op.index] = self._new_fn(f"h_{op.index}_general")
+                twin.attributes.add("noinline")  # else the optimizer puts it back
+        for op in OP_LIST:
             fn = handlers[op.index]
             b = ir.IRBuilder(fn.append_basic_block("entry"))
-            e = Emit(self, op, b, *fn.args)
-            body_for(op)(e)
+            body_for(op)(Emit(self, op, b, *fn.args))
+            twin = self.general.get(op.index)
+            if twin is not None:
+                b = ir.IRBuilder(twin.append_basic_block("entry"))
+                body_for(op)(Emit(self, op, b, *twin.args, general=True))
         enter = self._new_fn("deadeye_enter")
         b = ir.IRBuilder(enter.append_basic_block())
         pc, fp, mem, memlen, ctx = enter.args
@@ -1258,7 +1386,7 @@ class Generator:
             blk = fn.append_basic_block(f"op_{op.index}")
             sw.add_case(_c(I32, table_slot(op)), blk)
             b.position_at_end(blk)
-            body_for(op)(Emit(self, op, b, pc, fp, mem, memlen, ctx))
+            body_for(op)(Emit(self, op, b, pc, fp, mem, memlen, ctx, general=True))
 
 
 def generate(mode: str, triple: str = "") -> ir.Module:

@@ -14,15 +14,16 @@ Execution model
   (the callee's entry address comes from a per-module function table; a function not yet
   compiled has entry 0 and makes the handler return `HOST_CALL` so Python compiles and
   installs it, then resumes at the same op). Everything else returns a status: traps,
-  `call_host`/`call_indirect`/calls into other instances (serviced through the store,
-  then resumed at the next op), `memory.grow`/`table.grow` (`GROW`), the ops without an
-  inline template (`SLOW`: globals, tables, references, bulk memory, other memories: run
+  `call_host`/calls into other instances/call_indirect cache misses (serviced through the
+  store, then resumed at the next op), `memory.grow`/`table.grow` (`GROW`), the ops without an
+  inline template (`SLOW`: tables, references, segments, other memories: run
   here with the ISA's reference semantics on the same registers), fuel exhaustion, a full
   call stack or register stack, and the entry frame's return.
-- Memory 0 is the runtime's own bytearray: its address is taken with ctypes' `from_buffer`
-  only while native code runs and released before Python services a status, so
-  `memory.grow` and host functions see and resize the same bytes; base and length are
-  re-read at every resume. Every access is bounds-checked by the handler.
+- Memory 0 is the runtime's own bytearray: its address is taken with ctypes' `from_buffer`,
+  which pins it for the activation, so nothing can resize it in place under native code
+  (the pin is dropped to service `memory.grow`; a host function growing the memory moves
+  it to a new bytearray instead, see `MemoryInstance.grow`); the next resume pins the
+  current one. Host functions see the same bytes. Every access is bounds-checked by the handler.
 - Before a function's code is first run it is checked (every op decodes, registers lie in
   its frame, branch targets are op starts inside the function, function and pool indices
   exist, it cannot fall off its end), so no bytecode can make a handler touch memory
@@ -30,7 +31,10 @@ Execution model
 - References live in slots as handles: 0 is null, others index `self._objs`.
 - Frames of natively called functions are not pushed on the store's frame list (that would
   need Python per call); call depth is bounded by the native call stack instead, sized
-  from the store's `max_call_depth`, and backtraces name the activation's entry function.
+  from the store's `max_call_depth`. A trap's backtrace is rebuilt from the native call
+  stack (each return address names its caller and call op) and spliced into the store's.
+- Globals, table sizes and call_indirect's table lookups are native (see `_InstState`).
+- The store's interrupt byte is polled at backward branches and tail calls (`INTERRUPTED`).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from __future__ import annotations
 import bisect
 import ctypes
 import struct
+import weakref
 from typing import Callable
 
 from deadeye.ir.errors import DecodeError, Trap, ValidationError, WasmError
@@ -46,14 +51,15 @@ from deadeye.interp.isa import semantics as S
 from deadeye.interp.isa.encoding import decode, decode_all
 from deadeye.interp.isa.program import CompiledCode
 from deadeye.interp.isa.table import TRAP_MESSAGES, Flag, Status
-from deadeye.interp.runtime import Store, WasmFunction
+from deadeye.interp.runtime import HostFunction, Store, WasmFunction
 
 from . import compiler
-from .llvmgen import CTX, CTX_FIELDS, DIRECT_PREFIX, MODES, SLOW
+from .llvmgen import CTX, CTX_FIELDS, DIRECT_PREFIX, INTERRUPTED, MODES, SLOW
 
 __all__ = ["NativeExecutor", "REG_SLOTS"]
 
 REG_SLOTS = 1 << 19  # 4 MiB of registers per activation
+TABLE_CACHE_MAX = 1 << 16  # call_indirect entry cache entries per table (the rest: Python)
 SCRATCH_SLOTS = 1 << 16  # a return/return_call list has at most 65535 slots
 M32, M64 = (1 << 32) - 1, (1 << 64) - 1
 _REFS = (ValType.FUNCREF, ValType.EXTERNREF)
@@ -67,13 +73,26 @@ def _nslots(types) -> int:
     return sum(2 if t == ValType.V128 else 1 for t in types)
 
 
+_CALL_SLOTS: dict = {}  # id(FuncType) -> (it, slots its call needs: params or results)
+
+
+def _call_slots(ty) -> int:
+    e = _CALL_SLOTS.get(id(ty))  # by id: a FuncType hashes its tuples on every call
+    if e is None or e[0] is not ty:
+        e = _CALL_SLOTS[id(ty)] = (ty, max(_nslots(ty.params), _nslots(ty.results)))
+    return e[1]
+
+
 class _Func:
     """One installed function: its private code buffer and the pc maps."""
 
-    __slots__ = ("index", "buf", "addr", "end", "orig_entry", "new2orig", "orig2new", "frame")
+    __slots__ = ("index", "func", "buf", "addr", "end", "orig_entry", "new2orig", "orig2new",
+                 "frame", "op_starts")
 
-    def __init__(self, index, buf, orig_entry, new2orig, orig2new, frame):
+    def __init__(self, index, func, buf, orig_entry, new2orig, orig2new, frame, op_starts):
         self.index = index
+        self.func = func
+        self.op_starts = op_starts  # sorted original pcs of the ops in `buf` (for call sites)
         self.buf = buf
         self.addr = ctypes.addressof(buf)
         self.end = self.addr + len(buf)
@@ -86,6 +105,11 @@ class _Func:
         off = addr - self.addr
         return self.orig_entry + (off if self.new2orig is None else self.new2orig[off])
 
+    def call_site(self, ret_addr: int) -> int:
+        """The original pc of the op before the return address `ret_addr` (its call)."""
+        orig = self.orig(ret_addr)
+        return self.op_starts[bisect.bisect_left(self.op_starts, orig) - 1]
+
     def addr_of(self, orig_pc: int) -> int:
         off = orig_pc - self.orig_entry
         return self.addr + (off if self.orig2new is None else self.orig2new[off])
@@ -94,8 +118,9 @@ class _Func:
 class _Prog:
     """Per CompiledCode: installed functions, the function/frame tables, the pool."""
 
-    def __init__(self, code: CompiledCode, nimported: int, nfuncs: int):
+    def __init__(self, code: CompiledCode, nimported: int, nfuncs: int, fuel: bool):
         self.code = code
+        self.fuel = fuel  # keep the `fuel` ops (else they are left out of the streams)
         self.nimported = nimported
         self.functab = (ctypes.c_uint64 * max(nfuncs, 1))()
         self.frametab = (ctypes.c_uint64 * max(nfuncs, 1))()
@@ -103,8 +128,29 @@ class _Prog:
         self.starts: list[int] = []  # sorted buffer addresses, for pc -> function
         self.by_start: list[_Func] = []
         self.pools: list = []
+        self._decoded: dict = {}
+        self.sites: dict = {}  # native pc -> `site(pc)`
         self.pool_len = -1
         self.pool_addr = 0
+
+    def decoded(self, pc: int):
+        """(row, operands by name, next pc) of the op at `pc`, decoded once."""
+        d = self._decoded.get(pc)
+        return d if d is not None else self.predecode(pc, *decode(self.code.code, pc))
+
+    def site(self, addr: int):
+        """What servicing an exit at native pc `addr` needs, computed once: (function,
+        original pc, wasm offset or None, row, operands by name, native pc of the next op)."""
+        f = self.lookup(addr)
+        orig = f.orig(addr)
+        offset = (self.code.wasm_offset(orig) or 0) if self.code.srcmap_pc else None
+        row, o, nxt = self.decoded(orig)
+        s = self.sites[addr] = (f, orig, offset, row, o, f.addr_of(nxt))
+        return s
+
+    def predecode(self, pc: int, row, vals, nxt):
+        d = self._decoded[pc] = (row, dict(zip(row.names, vals)), nxt)
+        return d
 
     def pool_address(self) -> int:
         vals = self.code.pool.values
@@ -121,6 +167,90 @@ class _Prog:
         return self.by_start[i]
 
 
+class _InstState:
+    """What the handlers read of one instance without asking Python: its globals, its
+    tables' sizes and call_indirect entry caches, the canonical signature ids of its types.
+
+    Globals live in the runtime's `GlobalInstance`s; native code works on a copy that is
+    written before every entry or resume into native code (`sync_in`) and read back after
+    every exit (`sync_out`), so Python, host functions and other instances always see
+    current values, and native `global.get`/`global.set` are one load or store.
+
+    A table's entry cache maps an element index to `(signature id + 1) << 32 | function
+    index` for the instance's own natively installed functions (0: ask Python). It is
+    filled by Python on a miss and emptied whenever the table changed while native code
+    was not running (compared against a snapshot of the elements at each entry)."""
+
+    def __init__(self, ex: "NativeExecutor", inst):
+        self.ex = ex
+        gl = inst.globals
+        self.globals = (ctypes.c_uint64 * max(2 * len(gl), 2))()
+        mutable = [(i, g, g.type.valtype) for i, g in enumerate(gl) if g.type.mutable]
+        # one-slot numeric globals are copied as they are; v128 and references need work
+        self.plain = [(2 * i, g) for i, g, t in mutable if t != ValType.V128 and t not in _REFS]
+        self.mutable = [m for m in mutable if m[2] == ValType.V128 or m[2] in _REFS]
+        for i, g in enumerate(gl):
+            t = g.type.valtype
+            if t != ValType.V128:
+                self.globals[2 * i + 1] = M32 if t in _NARROW else M64
+            self._load_global(i, g.value, t)
+        self.tables = (ctypes.c_uint64 * max(3 * len(inst.tables), 3))()
+        self.caches: list = [None] * len(inst.tables)
+        self.snaps: list = [None] * len(inst.tables)
+        types = inst.types
+        self.sigs = (ctypes.c_uint64 * max(len(types), 1))(
+            *[types.index(t) + 1 for t in types])
+        self.table_kinds = [(k, t, t.elem_type == ValType.FUNCREF)
+                            for k, t in enumerate(inst.tables)]
+        self.types = types
+
+    def _load_global(self, i, v, t):
+        if t == ValType.V128:
+            self.globals[2 * i], self.globals[2 * i + 1] = v & M64, v >> 64
+        else:
+            self.globals[2 * i] = self.ex.handle(v) if t in _REFS else v
+
+    def sync_in(self) -> None:
+        """Before native code runs: the globals but `plain` ones (the executor copies
+        those itself), the tables' sizes and caches."""
+        for i, g, t in self.mutable:
+            self._load_global(i, g.value, t)
+        tabs = self.tables
+        for k, t, funcref in self.table_kinds:
+            els = t.elements
+            n = len(els)
+            tabs[3 * k + 2] = n
+            if not funcref or self.snaps[k] == els:
+                continue
+            m = min(n, TABLE_CACHE_MAX)
+            cache = self.caches[k]
+            if cache is None or len(cache) < m:
+                cache = self.caches[k] = (ctypes.c_uint64 * max(m, 1))()
+            else:
+                ctypes.memset(cache, 0, 8 * len(cache))
+            self.snaps[k] = list(els)
+            tabs[3 * k], tabs[3 * k + 1] = ctypes.addressof(cache), m
+
+    def sync_out(self) -> None:
+        """After native code ran: the globals but `plain` ones."""
+        gv = self.globals
+        for i, g, t in self.mutable:
+            if t == ValType.V128:
+                g.value = gv[2 * i] | gv[2 * i + 1] << 64
+            else:
+                g.value = self.ex.obj(gv[2 * i]) if t in _REFS else gv[2 * i]
+
+    def cache(self, table: int, i: int, f, prog: "_Prog") -> None:
+        """Remember that `table[i]` is the installed function `f` of this instance."""
+        if i >= self.tables[3 * table + 1] or self.snaps[table] is None:
+            return
+        try:
+            sig = self.types.index(f.type) + 1
+        except ValueError:  # a signature no module type has: never a native match
+            return
+        self.caches[table][i] = sig << 32 | (prog.nimported + f.defined_index)
+
+
 class _Act:
     """The buffers of one activation depth."""
 
@@ -130,6 +260,7 @@ class _Act:
         self.regs_c = (ctypes.c_char * len(self.regs)).from_buffer(self.regs)
         self.base = ctypes.addressof(self.regs_c)
         self.ctx = (ctypes.c_int64 * len(CTX_FIELDS))()
+        self.pin = None  # memory 0's buffer while this activation runs
         self.cs_entries = 0
         self.cs = None
         self.grow_cs(cs_entries)
@@ -218,7 +349,14 @@ class NativeExecutor:
         self._scratch = (ctypes.c_uint64 * SCRATCH_SLOTS)()
         self._objs: list = [None]
         self._handles: dict[int, int] = {}
+        self._insts: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
         self.stats = {"entries": 0, "resumes": 0}
+
+    def _inst_state(self, inst) -> _InstState:
+        st = self._insts.get(inst)
+        if st is None:
+            st = self._insts[inst] = _InstState(self, inst)
+        return st
 
     # -- references -------------------------------------------------------------------------
     def handle(self, obj) -> int:
@@ -260,10 +398,21 @@ class NativeExecutor:
         return out
 
     # -- code installation ---------------------------------------------------------------------
-    def _prog(self, code: CompiledCode, inst) -> _Prog:
-        p = self._progs.get(id(code))
+    def _prog(self, code: CompiledCode, inst, fuel: bool) -> _Prog:
+        key = (id(code), fuel)
+        p = self._progs.get(key)
         if p is None or p.code is not code:
-            p = self._progs[id(code)] = _Prog(code, inst.module.num_imported_funcs, len(inst.funcs))
+            p = self._progs[key] = _Prog(code, inst.module.num_imported_funcs, len(inst.funcs),
+                                         fuel)
+            # Install what is compiled already (all of it after `Module.serialize()`) now,
+            # not on each function's first call; a function that fails its checks is left
+            # to fail when it is called.
+            for i in range(code.num_funcs):
+                if code.is_compiled(i):
+                    try:
+                        self._install(p, i, inst.funcs[p.nimported + i])
+                    except WasmError:
+                        pass
         return p
 
     def _install(self, prog: _Prog, index: int, func: WasmFunction) -> _Func:
@@ -281,13 +430,14 @@ class NativeExecutor:
             e.func_index = func.index
             raise
         self._check(prog, ops, start, end, fs, func)
-        if self.dispatch == "direct":
-            buf, new2orig, orig2new = self._direct_stream(code.code, ops, end)
+        if self.dispatch == "direct" or not prog.fuel:
+            buf, new2orig, orig2new = self._stream(code.code, ops, end, prog.fuel)
         else:
             body = bytes(code.code[start:end])
             buf = ctypes.create_string_buffer(body + bytes(16), len(body) + 16)
             new2orig = orig2new = None
-        f = _Func(index, buf, start, new2orig, orig2new, fs)
+        kept = [pc for pc, row, _v in ops if prog.fuel or row.name != "fuel"]
+        f = _Func(index, func, buf, start, new2orig, orig2new, fs, kept)
         prog.funcs[index] = f
         i = bisect.bisect_right(prog.starts, f.addr)
         prog.starts.insert(i, f.addr)
@@ -296,6 +446,11 @@ class NativeExecutor:
         if mi < len(prog.functab):
             prog.frametab[mi] = fs
             prog.functab[mi] = f.addr
+        bounds = [pc for pc, _r, _v in ops[1:]] + [end]
+        for (pc, row, vals), nxt in zip(ops, bounds):  # host calls always leave native code
+            if row.name == "call_host":
+                prog.predecode(pc, row, vals, nxt)
+                prog.site(f.addr_of(pc))
         return f
 
     def _check(self, prog: _Prog, ops, start: int, end: int, fs: int, func) -> None:
@@ -307,6 +462,7 @@ class NativeExecutor:
             raise bad("empty function", start)
         starts = {pc for pc, _r, _v in ops}
         nfuncs = len(prog.functab)
+        inst = func.instance
         for pc, row, vals in ops:
             for o, v in zip(row.operands, vals):
                 k = o.kind
@@ -331,21 +487,36 @@ class NativeExecutor:
                 elif k.name == "pool":
                     if v >= len(prog.code.pool):
                         raise bad(f"{row.name}: pool entry {v} does not exist", pc)
+                elif k.name in ("global", "table", "type"):
+                    space = {"global": inst.globals, "table": inst.tables,
+                             "type": inst.types}[k.name]
+                    if v >= len(space):
+                        raise bad(f"{row.name}: {k.name} {v} does not exist", pc)
+                    if k.name == "global" and row.name.startswith("global."):
+                        wide = space[v].type.valtype == ValType.V128
+                        if wide != row.name.endswith("128"):
+                            raise bad(f"{row.name}: global {v} is {space[v].type.valtype}", pc)
         last_pc, last, _v = ops[-1]
         if not last.flags & Flag.TERMINATOR:
             raise bad(f"the last op {last.name} falls off the end", last_pc)
 
-    def _direct_stream(self, code, ops, end: int):
-        """Re-encode for direct threading: an 8-byte handler address in place of each
-        opcode, operands as they were, branch offsets relocated."""
+    def _stream(self, code, ops, end: int, fuel: bool):
+        """Re-encode a function's ops for native code, relocating branch offsets: in
+        `direct` mode with an 8-byte handler address in place of each opcode; without fuel
+        (the store does not count it) leaving out the `fuel` ops, which then cost nothing
+        (a branch to one lands on the op after it)."""
+        direct = self.dispatch == "direct"
         addrs = self.handlers.handler
         new_pos, q = {}, 0
         bounds = [pc for pc, _r, _v in ops] + [end]
+        kept = [(pc, row, vals, nxt) for (pc, row, vals), nxt in zip(ops, bounds[1:])
+                if fuel or row.name != "fuel"]
         for (pc, row, _v), nxt in zip(ops, bounds[1:]):
             new_pos[pc] = q
-            q += DIRECT_PREFIX + (nxt - pc - len(row.prefix))
+            if fuel or row.name != "fuel":
+                q += (DIRECT_PREFIX if direct else len(row.prefix)) + (nxt - pc - len(row.prefix))
         out = bytearray()
-        for (pc, row, vals), nxt in zip(ops, bounds[1:]):
+        for pc, row, vals, nxt in kept:
             q = new_pos[pc]
             operands = bytearray(code[pc + len(row.prefix):nxt])
             for (name, kind, at), v in zip(row.layout, vals):
@@ -354,9 +525,10 @@ class NativeExecutor:
                     struct.pack_into("<i", operands, rel, new_pos[pc + v] - q)
                 elif kind.name == "brtable":
                     struct.pack_into(f"<{len(v)}i", operands, rel + 4, *(new_pos[pc + t] - q for t in v))
-            out += addrs[row.index].to_bytes(8, "little") + operands
+            prefix = addrs[row.index].to_bytes(8, "little") if direct else bytes(row.prefix)
+            out += prefix + operands
         entry = ops[0][0]
-        new2orig = {q: pc - entry for pc, q in new_pos.items()}
+        new2orig = {new_pos[pc]: pc - entry for pc, _r, _v, _n in kept}
         orig2new = {pc - entry: q for pc, q in new_pos.items()}
         orig2new[end - entry] = len(out)
         buf = ctypes.create_string_buffer(bytes(out) + bytes(16), len(out) + 16)
@@ -374,7 +546,7 @@ class NativeExecutor:
     def call(self, store: Store, func: WasmFunction, args: list) -> list:
         inst = func.instance
         code, index = self.provider(func)
-        prog = self._prog(code, inst)
+        prog = self._prog(code, inst, store.fuel is not None)
         f = self._install(prog, index, func)
         rt = store.push_frame(func)
         depth = self._depth
@@ -382,16 +554,54 @@ class NativeExecutor:
             self._acts.append(_Act(store.max_call_depth))
         act = self._acts[depth]
         act.grow_cs(store.max_call_depth)
+        act.ctx[CTX["pc"]] = 0
         self._depth += 1
         try:
             return self._run(store, inst, prog, f, func, act, args, rt)
         except Trap as t:  # runtime objects raise traps without frames: name ours
             if not t.frames:
                 t.frames = store.backtrace()
+            self._splice_backtrace(t, store, prog, act)
             raise
         finally:
+            act.pin = None
             self._depth -= 1
             store.pop_frame()
+
+    def _native_frames(self, prog: _Prog, act: _Act) -> list[tuple[str, int, int]]:
+        """This activation's wasm frames, innermost first, from the pc of its last exit
+        to native code and its call stack of return addresses."""
+        ctx = act.ctx
+        pc = ctx[CTX["pc"]] & M64
+        if not pc:
+            return []
+        code = prog.code
+
+        def frame(f: _Func, orig: int):
+            off = (code.wasm_offset(orig) or 0) if code.srcmap_pc else 0
+            return (f.func.name, f.func.index, off)
+
+        cur = prog.lookup(pc)
+        out = [frame(cur, cur.orig(pc))]
+        cs = act.cs
+        top = (ctx[CTX["csp"]] - ctypes.addressof(cs)) // 8
+        for i in range(top - 2, -1, -2):
+            ret = cs[i]
+            f = prog.lookup(ret)
+            out.append(frame(f, f.call_site(ret)))
+        return out
+
+    def _splice_backtrace(self, t: Trap, store: Store, prog: _Prog, act: _Act) -> None:
+        """Replace this activation's one store frame in `t.frames` by its native frames.
+        `t.frames` ends with the store's frames up to ours (innermost first), possibly
+        after frames of activations nested in it, which are already spliced."""
+        try:
+            native = self._native_frames(prog, act)
+        except WasmError:
+            return
+        ours = len(t.frames) - store.depth  # index of our entry frame
+        if native and 0 <= ours < len(t.frames):
+            t.frames = t.frames[:ours] + native + t.frames[ours + 1:]
 
     def _run(self, store, inst, prog, f: _Func, func, act: _Act, args, rt) -> list:  # noqa: C901
         view, ctx = act.view, act.ctx
@@ -406,50 +616,77 @@ class NativeExecutor:
         ctx[CTX["functab"]] = ctypes.addressof(prog.functab)
         ctx[CTX["frametab"]] = ctypes.addressof(prog.frametab)
         ctx[CTX["scratch"]] = ctypes.addressof(self._scratch)
+        ctx[CTX["interrupt"]] = ctypes.addressof(store.interrupt_cell())
+        st = self._inst_state(inst)
+        ctx[CTX["globals"]] = ctypes.addressof(st.globals)
+        ctx[CTX["tables"]] = ctypes.addressof(st.tables)
+        ctx[CTX["sigs"]] = ctypes.addressof(st.sigs)
         fuel_on = store.fuel is not None
         pc, fp = f.addr, act.base
         enter = self._enter
         mems = inst.memories
         self.stats["entries"] += 1
+        ctx_addr, stats = ctypes.addressof(ctx), self.stats
+        # the one-slot numeric globals are copied here; `st` does tables and the rest
+        gv, plain, others = st.globals, st.plain, st.mutable
+        tables_etc = st.table_kinds or others
+        # Memory 0 stays pinned (its bytearray cannot be resized in place, so memory.grow
+        # moves it to a new one, which is pinned in turn) until this activation ends.
+        pinned = mem_addr = n = None
+        sites = prog.sites
+        ipool, ifuel, ipc, ifp = CTX["pool"], CTX["fuel"], CTX["pc"], CTX["fp"]
         while True:
-            ctx[CTX["pool"]] = prog.pool_address()
-            ctx[CTX["fuel"]] = store.fuel if fuel_on else 1 << 62
+            ctx[ipool] = prog.pool_address()
+            ctx[ifuel] = store.fuel if fuel_on else 1 << 62
+            for i2, g in plain:
+                gv[i2] = g.value
+            if tables_etc:
+                st.sync_in()
             if mems:
                 data = mems[0].data
-                n = len(data)
-                pin = (ctypes.c_char * n).from_buffer(data) if n else _EMPTY
-                status = enter(pc, fp, ctypes.addressof(pin), n, ctypes.addressof(ctx))
-                del pin
+                if data is not pinned:  # memory.grow moved it (or the first entry)
+                    n = len(data)
+                    act.pin = (ctypes.c_char * n).from_buffer(data) if n else _EMPTY
+                    pinned, mem_addr = data, ctypes.addressof(act.pin)
+                status = enter(pc, fp, mem_addr, n, ctx_addr)
             else:
-                status = enter(pc, fp, ctypes.addressof(_EMPTY), 0, ctypes.addressof(ctx))
+                status = enter(pc, fp, ctypes.addressof(_EMPTY), 0, ctx_addr)
+            for i2, g in plain:
+                g.value = gv[i2]
+            if others:
+                st.sync_out()
             if fuel_on:
-                store.fuel = ctx[CTX["fuel"]]
-            pc, fp = ctx[CTX["pc"]] & M64, ctx[CTX["fp"]] & M64
+                store.fuel = ctx[ifuel]
+            pc, fp = ctx[ipc] & M64, ctx[ifp] & M64
             if status == Status.RETURNED:
+                ctx[ipc] = 0  # no frames left to name
                 return self._get(view, 0, func.type.results)
-            self.stats["resumes"] += 1
-            cur = prog.lookup(pc)
-            orig = cur.orig(pc)
-            if prog.code.srcmap_pc:
-                rt.offset = prog.code.wasm_offset(orig) or 0
-            if status == Status.TRAP:
-                raise store.trap(TRAP_MESSAGES[ctx[CTX["payload"]]])
-            if status == Status.OUT_OF_FUEL:
-                store.fuel = 0
-                raise store.trap("all fuel consumed")
-            if status == Status.STACK_EXHAUSTED:
-                raise store.trap("call stack exhausted")
+            stats["resumes"] += 1
+            site = sites.get(pc) or prog.site(pc)
+            cur, orig, offset, row, o, resume = site
+            if offset is not None:
+                rt.offset = offset
             fpi = (fp - act.base) // 8
-            row, vals, nxt = decode(prog.code.code, orig)
-            o = dict(zip(row.names, vals))
             if status == Status.HOST_CALL:
-                r = self._service_call(store, inst, prog, act, cur, pc, fp, fpi, row, o, nxt)
+                r = self._service_call(store, inst, prog, act, site, fp, fpi)
                 if r is None:  # the entry frame tail-called out of native code and is done
+                    ctx[ipc] = 0
                     return self._get(view, 0, func.type.results)
                 pc, fp = r
-            elif status in (Status.GROW, SLOW):
+            elif status == SLOW or status == Status.GROW:
+                if status == Status.GROW:  # unpinned, the memory can grow in place
+                    act.pin = pinned = None
                 self._service_slow(store, inst, prog, view, fpi, orig, row, o)
-                pc = cur.addr_of(nxt)
+                pc = resume
+            elif status == Status.TRAP:
+                raise store.trap(TRAP_MESSAGES[ctx[CTX["payload"]]])
+            elif status == INTERRUPTED:
+                raise store.take_interrupt()
+            elif status == Status.OUT_OF_FUEL:
+                store.fuel = 0
+                raise store.trap("all fuel consumed")
+            elif status == Status.STACK_EXHAUSTED:
+                raise store.trap("call stack exhausted")
             else:
                 raise WasmError(f"native code returned unknown status {status}")
 
@@ -490,11 +727,26 @@ class NativeExecutor:
             raise store.trap("indirect call type mismatch")
         return f
 
-    def _service_call(self, store, inst, prog, act, cur: _Func, pc, fp, fpi, row, o, nxt):
+    def _service_call(self, store, inst, prog, act, site, fp, fpi):
         view = act.view
+        cur, _orig, _off, row, o, resume = site
         name = row.name
+        if name == "call_host":  # the common case first
+            callee = inst.funcs[o["func"]]
+            if type(callee) is HostFunction:
+                base = fpi + o["frame"]
+                ty = callee.type
+                if base + _call_slots(ty) > REG_SLOTS:
+                    raise store.trap("call stack exhausted")
+                params, results = ty.params, ty.results
+                out = store.call(callee, self._get(view, base, params) if params else [])
+                if results:
+                    self._put(view, base, results, out)
+                return resume, fp
         tail = name.startswith("return_call")
-        if name.endswith("indirect"):
+        indirect = name.endswith("indirect")
+        if indirect:  # the element index is read before a tail call's move overwrites it
+            elem = view[fpi + o["index"]] & M32
             callee = self._resolve_indirect(store, inst, o, view, fpi)
         else:
             callee = inst.funcs[o["func"]]
@@ -506,20 +758,22 @@ class NativeExecutor:
         target = None
         if type(callee) is WasmFunction and callee.instance is inst:
             target = self._ensure(prog, inst, callee)
+            if target is not None and indirect:
+                self._inst_state(inst).cache(o["table"], elem, callee, prog)
         if target is not None:
             newfp = act.base + 8 * base
             if tail:
                 if newfp + 8 * target.frame > act.base + REG_SLOTS * 8:
                     raise store.trap("call stack exhausted")
                 return target.addr, newfp
-            return self._native_call(store, act, prog, target, cur.addr_of(nxt), fp, newfp)
+            return self._native_call(store, act, prog, target, resume, fp, newfp)
         ty = callee.type
-        if base + max(_nslots(ty.params), _nslots(ty.results)) > REG_SLOTS:
+        if base + _call_slots(ty) > REG_SLOTS:
             raise store.trap("call stack exhausted")
         results = store.call(callee, self._get(view, base, ty.params))
         self._put(view, base, ty.results, results)
         if not tail:
-            return cur.addr_of(nxt), fp
+            return resume, fp
         pc, fp = self._return(act, fp)
         return None if pc == 0 else (pc, fp)
 
@@ -527,15 +781,7 @@ class NativeExecutor:
         name = row.name
         m = _Machine(self, store, inst, prog, view, fpi, orig)
         try:
-            if name in ("global.get", "global.set"):
-                g = inst.globals[o["global"]]
-                ref = g.type.valtype in _REFS
-                if name == "global.get":
-                    view[fpi + o["dst"]] = self.handle(g.value) if ref else g.value
-                else:
-                    v = view[fpi + o["src"]]
-                    g.value = self.obj(v) if ref else v & ((1 << S.BITS[g.type.valtype]) - 1)
-            elif name == "table.get":
+            if name == "table.get":
                 v = inst.tables[o["table"]].get(view[fpi + o["i"]] & M32)
                 view[fpi + o["dst"]] = self.handle(v)
             elif name == "table.set":

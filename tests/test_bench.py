@@ -179,6 +179,13 @@ def test_worker_reports_unknown_engines_as_unavailable(tmp_path):
     assert r.status == bench.UNAVAILABLE and "no-such-engine" in r.detail
 
 
+def test_engine_names_select_a_dispatch_mode():
+    assert bench.make_engine("native")[1].config.dispatch == "direct"
+    for mode in ("indirect", "loop"):
+        assert bench.make_engine(f"native-{mode}")[1].config.dispatch == mode
+    assert "native-bogus" in bench.probe_engine("native-bogus")
+
+
 def test_timeout_cuts_off_a_run(tmp_path):
     wasm = _write_module(tmp_path, "forever", epilogue="(loop $l (br $l)) call $end")
     r = bench.run_in_worker("cranelift", wasm, timeout=2)

@@ -1,5 +1,6 @@
 """The handlers' machine code on x86-64 and AArch64 (llvmlite's emit_assembly): every
-handler dispatches with a tail branch (`jmp *reg` / `br xN`), calls nothing, and has
+handler dispatches with a tail branch (`jmp *reg` / `br xN`), calls nothing (but libc's
+memmove/memset in memory.copy/memory.fill, whose byte loops they are), and has
 released any stack it used (callee-saved spills) at every tail branch and return; and the
 object cache (cold compile, warm load, key)."""
 
@@ -61,9 +62,17 @@ def _sp_delta(ins: str, arch: str) -> int | None:
     return None
 
 
-def _check_function(name, body, arch, tail_re, call_re):
+# Handlers allowed to call out, and what they may call.
+LIBC_CALLS = {"memory.copy": "memmove", "memory.fill": "memset"}
+
+
+def _check_function(name, body, arch, tail_re, call_re, libc=None):
     """Dataflow over the function's blocks: the sp offset must agree on every path into a
-    label and be 0 at every tail branch and return. Returns the number of tail branches."""
+    label and be 0 at every tail branch and return. Returns the number of tail branches.
+    `libc`: the one function it may call (named somewhere in its body)."""
+    if libc is not None:
+        assert any(libc in ins for ins in body), f"{name}: no call to {libc}"
+        call_re = r"^$"
     labels = {ins[:-1]: i for i, ins in enumerate(body) if ins.endswith(":")}
     jcc = r"^(j[a-z]+|b\.[a-z]+|cbn?z|tbn?z)\s.*?(\.L\w+)$"
     jmp = r"^(jmp|b)\s+(\.L\w+)$"
@@ -122,8 +131,9 @@ def test_handlers_end_in_tail_branches_without_calls(target_asm):
         names = [f"h_{op.index}" for op in OP_LIST]
         assert all(n in funcs for n in names), f"{mode}: handlers missing from the assembly"
         no_tail = []
+        libc = {f"h_{op.index}": LIBC_CALLS.get(op.name) for op in OP_LIST}
         for n in names + ["deadeye_enter"]:
-            if not _check_function(n, funcs[n], arch, tail_re, call_re):
+            if not _check_function(n, funcs[n], arch, tail_re, call_re, libc.get(n)):
                 no_tail.append(n)
         # Only handlers that never continue natively lack a tail branch: traps, and the
         # ops that always hand over to Python.
@@ -137,7 +147,11 @@ def test_loop_dispatch_calls_nothing(target_asm):
     triple, by_mode = target_asm
     cpu, tail_re, call_re = TARGETS[triple]
     body = by_mode["loop"]["deadeye_enter"]
-    assert not [i for i in body if re.match(call_re, i)]
+    calls = [i for i in body if re.match(call_re, i)]
+    # memmove/memset (the bulk-memory ops) only: on x86-64 through a register loaded
+    # with the symbol's address, on AArch64 directly
+    named = [i for i in calls if "memmove" in i or "memset" in i]
+    assert len(calls) - len(named) <= sum(("$memmove" in i or "$memset" in i) for i in body)
 
 
 def test_object_cache_cold_then_warm(tmp_path):
