@@ -28,6 +28,7 @@ import importlib
 import math
 import os
 import struct
+import threading
 import weakref
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -196,6 +197,9 @@ class Engine:
         except ImportError as e:
             raise ValueError(f"engine {config.engine!r} is not available in this build: {e}") from e
         self._stores: "weakref.WeakSet[_rt.Store]" = weakref.WeakSet()
+        # One executor serves every store of the engine: stores on different threads
+        # take turns running wasm (see `deadeye.interp.runtime.Store`).
+        self._lock = threading.RLock()
 
     def interrupt(self) -> None:
         """Interrupt every store of this engine (see `Store.interrupt`)."""
@@ -217,6 +221,7 @@ class Store:
             max_table_elements=c.max_table_elements,
             consume_fuel=c.consume_fuel,
             host_data=data,
+            lock=engine._lock,
         )
         engine._stores.add(self._rt)
 

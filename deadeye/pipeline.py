@@ -16,7 +16,9 @@ With `Config.consume_fuel`, the mode is strict-fuel (see `mode_of`)."""
 
 from __future__ import annotations
 
+import functools
 import os
+import threading
 from typing import Any
 
 from deadeye.cache import CodeCache, Mode
@@ -45,14 +47,29 @@ def mode_of(config: Any) -> Mode:
                 strict and bool(level))
 
 
+# The compiler keeps process-wide state (generated rule matchers, the pass registry,
+# per-module caches), so compilation runs one function at a time whatever thread asks;
+# it is Python work under the GIL anyway.
+_COMPILE_LOCK = threading.RLock()
+
+
+def _serialized(method):
+    @functools.wraps(method)
+    def locked(*args, **kwargs):
+        with _COMPILE_LOCK:
+            return method(*args, **kwargs)
+    return locked
+
+
 class ModulePipeline:
-    """The per-module cache of compiled stages."""
+    """The per-module cache of compiled stages (thread-safe: see `_COMPILE_LOCK`)."""
 
     def __init__(self, module: Any):
         self.lifter = ModuleLifter(module)
         self._optimized: dict[tuple[int, int, bool], Function] = {}
         self._bytecode: dict[Mode, CompiledCode] = {}
 
+    @_serialized
     def bytecode(self, defined_index: int, opt_level: int = 0,
                  nan_canonicalization: bool = False, strict_fuel: bool = False,
                  cache_dir: str | os.PathLike | None = None) -> CompiledCode:
@@ -69,6 +86,7 @@ class ModulePipeline:
             self._compile(code, defined_index, mode)
         return code
 
+    @_serialized
     def compile_all(self, mode: Mode, stats: Any = None) -> CompiledCode:
         """The module's code in `mode` with every function compiled (`stats`: a
         `lower.compile.LowerStats` counting the functions compiled now)."""
@@ -80,6 +98,7 @@ class ModulePipeline:
                 self._compile(code, i, mode, stats)
         return code
 
+    @_serialized
     def install(self, mode: Mode, code: CompiledCode) -> None:
         """Use `code` (e.g. deserialized, see `deadeye.cache`) for `mode`."""
         if code.num_funcs != len(self.lifter.module.func_types):
@@ -125,6 +144,7 @@ class ModulePipeline:
             raise ValidationError("function body nested too deeply",
                                   func_index=defined_index) from None
 
+    @_serialized
     def ir(self, defined_index: int) -> Function:
         """The IR of defined function `defined_index` (lifted, and validated first if
         the module was decoded lazily), cached."""
@@ -134,6 +154,7 @@ class ModulePipeline:
             raise ValidationError("function body nested too deeply",
                                   func_index=defined_index) from None
 
+    @_serialized
     def optimized(self, defined_index: int, level: int, nan_canonicalization: bool = False,
                   strict_fuel: bool = False) -> Function:
         """The IR of defined function `defined_index` optimized at `level` (0: the lifted

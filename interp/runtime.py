@@ -32,6 +32,7 @@ look at the top entry.
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any, Callable, Protocol, TypeVar
 
 from deadeye.ir.errors import ExitTrap, Trap, WasmError
@@ -293,10 +294,15 @@ class Store:
         max_table_elements: int = 10_000_000,
         consume_fuel: bool = False,
         host_data: Any = None,
+        lock: Any = None,
     ):
         if max_call_depth < 1:
             raise ValueError("max_call_depth must be at least 1")
         self.executor = executor
+        # Held while wasm runs: executors keep per-engine state (register stacks, native
+        # activation buffers), so stores sharing an executor pass one lock (re-entrant:
+        # host functions may call back into wasm).
+        self.lock = threading.RLock() if lock is None else lock
         self.max_call_depth = max_call_depth
         self.max_memory_pages = min(max_memory_pages, MAX_PAGES)
         self.max_table_elements = min(max_table_elements, MAX_TABLE_SIZE)
@@ -430,6 +436,10 @@ class Store:
         for t, v in zip(ty.params, args):
             if not check_value(t, v):
                 raise WasmError(f"argument {v!r} is not a {t} value")
+        with self.lock:
+            return self._call(func, args)
+
+    def _call(self, func: WasmFunction | HostFunction, args: list) -> list:
         height = len(self.frames)
         try:
             if isinstance(func, HostFunction):
