@@ -279,8 +279,19 @@ class _Gen:
             # A tight loop: the segment branches back to its own start.
             seg.loop_head = "off" in last.names and last_pc + vals[last.names.index("off")] == seg.start
         for seg in segs:
-            body = _Body(self, seg)
-            body.emit_segment(seg)
+            # A runner that loops keeps its registers in locals across iterations, so a
+            # slot one iteration changed must be written back at every exit, even on a
+            # path of a later iteration that does not change it: regenerate with the slots
+            # changed before some `continue` dirty (and loaded) from the start, until stable.
+            carried: list[int] = []
+            tail = len(self.tail)
+            while True:
+                body = _Body(self, seg, carried)
+                body.emit_segment(seg)
+                if body.loop_dirty <= set(carried):
+                    break
+                carried = sorted(body.loop_dirty | set(carried))
+                del self.tail[tail:]  # the retry makes its own end tuples
             body.finish()
         src = "\n".join(self.lines + [line for line, _ in self.tail]) + "\n"
         return src, self.seg_names[segs[0].start]
@@ -312,12 +323,15 @@ class _Body:
     """One runner: register locals, the generated lines, the exits. Paths fork at
     conditional branches; every path ends in an exit (return, continue or raise)."""
 
-    def __init__(self, gen: _Gen, seg: _Seg):
+    def __init__(self, gen: _Gen, seg: _Seg, carried=()):
         self.g = gen
         self.seg = seg
-        self.loads: list[int] = []  # slots some path reads before writing (loaded at entry)
-        self._loaded: set[int] = set()
-        self.p = _Path()
+        # slots some path reads before writing (loaded at entry), and the slots a looping
+        # runner keeps dirty from its start (see `_Gen.generate`)
+        self.loads: list[int] = list(carried)
+        self._loaded: set[int] = set(carried)
+        self.p = _Path(carried, carried)
+        self.loop_dirty: set[int] = set()  # slots dirty at some `continue`
         self.lines: list[tuple[int, str, int | None]] = []  # (indent, line, pc)
         self.indent = 0
         self.mems: set[int] = set()
@@ -404,6 +418,7 @@ class _Body:
         """Continue at `target`: loop, inline it, or return its runner."""
         if target == self.seg.start:
             self.loop = True  # (the loop head polls for interrupts)
+            self.loop_dirty.update(self.p.dirty)
             self.emit("continue")
         else:
             if target <= self.pc:  # a back edge: poll for Store.interrupt()
@@ -694,9 +709,9 @@ def _s_select(b, o, pc, nxt, fall):
 
 def _s_select128(b, o, pc, nxt, fall):
     a, c, d = o["a"], o["b"], o["dst"]
-    cond = b.x(o["cond"], "x32")
-    b.emit(f"{b._def(d, False)}, {b._def(d + 1, False)} = ({b.x(a)}, {b.x(a + 1)}) if {cond} "
-           f"else ({b.x(c)}, {b.x(c + 1)})")
+    # read every operand before defining the destination (it may be one of them)
+    expr = f"({b.x(a)}, {b.x(a + 1)}) if {b.x(o['cond'], 'x32')} else ({b.x(c)}, {b.x(c + 1)})"
+    b.emit(f"{b._def(d, False)}, {b._def(d + 1, False)} = {expr}")
 
 
 def _s_memory_size(b, o, pc, nxt, fall):

@@ -157,7 +157,10 @@ class _CorruptingExecutor:
 def test_a_wrong_engine_is_caught_and_joins_without_code_changes():
     register_executor("fuzz-corrupt", _CorruptingExecutor)
     try:
-        assert ("fuzz-corrupt", 2) in engine_configs()
+        # plug-ins are opt-in (named, as `deadeye fuzz --engine NAME` does): the default
+        # product stays deadeye's own engines
+        assert "fuzz-corrupt" not in {e for e, _ in engine_configs()}
+        assert ("fuzz-corrupt", 2) in rotating_configs(2, ["fuzz-corrupt"])
         caught = 0
         for seed in range(30):
             gm, calls = module_for_seed(20_000 + seed)

@@ -63,6 +63,43 @@ def test_loop():
     assert "while True" in generate_source(p.code, 0, p.inst)
 
 
+def test_loop_exit_writes_back_slots_earlier_iterations_changed():
+    # The runner of `head` loops through its inlined back edge (r0 changes only on that
+    # path); its exit path, taken in a later iteration, leaves for the `spin` runner. That
+    # exit must still write r0 back, or `spin` returns the stale value of the frame.
+    items = [
+        "head:",
+        ("br_i32_eqz", 0, L("out")),
+        ("i32.sub_imm", 0, 0, 1),
+        ("jump", L("head")),
+        "out:",
+        ("const32", 1, 3),
+        "spin:",  # a tight loop of its own: never inlined into `head`'s runner
+        ("i32.sub_imm", 1, 1, 1),
+        ("br_i32_ne_imm", 1, 0, L("spin")),
+        ("return", (0, 1)),
+    ]
+    p = Program([("f", ft([I32], [I32, I32]), items, 2)])
+    assert "while True" in generate_source(p.code, 0, p.inst)
+    code, _ = assemble(items)
+    for n in (0, 1, 4):
+        ref = RefMachine(2)
+        ref.regs[0] = n
+        ref_run(ref, code)
+        assert p.call("f", n) == ref.regs[:2] == [0, 0]
+
+
+def test_select128_into_its_own_operand():
+    # dst = a: the generated line must read a's slots before it defines them
+    a, c = 0x0123456789ABCDEF_FEDCBA9876543210, (5 << 64) | 6
+    p = Program([("f", ft([V128, V128, I32], [V128]), [
+        ("select128", 0, 0, 2, 4),
+        ("return", ()),
+    ], 5)])
+    assert p.call("f", a, c, 1) == [a]
+    assert p.call("f", a, c, 0) == [c]
+
+
 def _fib():
     # fib(n) = n < 2 ? n : fib(n-1) + fib(n-2); r0 = n, r1 = saved result, call window @r2
     return ("fib", ft([I32], [I32]), [
@@ -375,6 +412,62 @@ def test_straight_line_matches_reference(prog, init):
     p = Program([("f", ft([I64] * 6, [I64] * 6), items + [("return", (0, 1, 2, 3, 4, 5))], 6)])
     got = p.call("f", *init)
     assert got == ref.regs
+
+
+# -- differential: random control flow (forks, superblocks, loops) against the reference -------
+# Slots 0..5 hold data, slot 7 the loop budget: only the guarded back edges write it, so
+# every program ends.
+_CF_OPS = ["i32.add", "i32.sub", "i64.add", "i64.mul", "i32.xor", "i64.shr_s", "i32.lt_s"]
+_CF_COND = ["br_i32_eqz", "br_if", "br_if_not"]
+
+
+@st.composite
+def _cf_program(draw):
+    reg = st.integers(0, 5)
+    nblocks = draw(st.integers(1, 8))
+    items = [("const32", 7, draw(st.integers(0, 6)))]
+    for k in range(nblocks):
+        items.append(f"b{k}:")
+        for _ in range(draw(st.integers(0, 8))):  # past 6 ops a block is never inlined
+            kind = draw(st.integers(0, 4))
+            if kind == 0:
+                items.append(("mov", draw(reg), draw(reg)))
+            elif kind == 1:
+                items.append(("const32", draw(reg), draw(st.integers(0, M32))))
+            elif kind == 2:
+                items.append(("select", draw(reg), draw(reg), draw(reg), draw(reg)))
+            elif kind == 3:
+                items.append(("i32.sub_imm", draw(reg), draw(reg), draw(st.integers(0, 3))))
+            else:
+                items.append((draw(st.sampled_from(_CF_OPS)), draw(reg), draw(reg), draw(reg)))
+        fwd = st.integers(k + 1, nblocks).map(lambda j: L(f"b{j}"))
+        end = draw(st.integers(0, 5))
+        if end == 1:
+            items.append((draw(st.sampled_from(_CF_COND)), draw(reg), draw(fwd)))
+        elif end == 2:
+            items.append(("jump", draw(fwd)))
+        elif end == 3:
+            items.append(("br_table", draw(reg), tuple(draw(st.lists(fwd, min_size=1, max_size=3)))))
+        elif end == 4:  # a back edge, taken while the budget lasts
+            back = L(f"b{draw(st.integers(0, k))}")
+            items += [("br_i32_eqz", 7, L(f"x{k}")), ("i32.sub_imm", 7, 7, 1)]
+            items.append(("jump", back) if draw(st.booleans()) else ("br_if", draw(reg), back))
+            items.append(f"x{k}:")
+        elif end == 5:
+            items.append(("return", (0, 1, 2, 3, 4, 5)))
+    items += [f"b{nblocks}:", ("return", (0, 1, 2, 3, 4, 5))]
+    return items
+
+
+@settings(max_examples=150, deadline=None)
+@given(_cf_program(), st.lists(st.integers(0, M64), min_size=6, max_size=6))
+def test_control_flow_matches_reference(items, init):
+    ref = RefMachine(8)
+    ref.regs[:6] = list(init)
+    code, _ = assemble(items)
+    ref_run(ref, code)
+    p = Program([("f", ft([I64] * 6, [I64] * 6), items, 8)])
+    assert p.call("f", *init) == ref.regs[:6]
 
 
 def test_calls_across_instances():
