@@ -343,7 +343,6 @@ class NativeExecutor:
         self.dispatch = dispatch
         self.handlers = compiler.load(dispatch, cache_dir)
         self._enter = _CALLFUNCTYPE(self.handlers.enter)
-        self._progs: dict[int, _Prog] = {}
         self._acts: list[_Act] = []
         self._depth = 0
         self._scratch = (ctypes.c_uint64 * SCRATCH_SLOTS)()
@@ -399,10 +398,16 @@ class NativeExecutor:
 
     # -- code installation ---------------------------------------------------------------------
     def _prog(self, code: CompiledCode, inst, fuel: bool) -> _Prog:
+        # Kept on the decoded module (per executor), so the installed code is freed with
+        # the module: an engine that runs module after module must not grow.
+        progs = inst.module.derived.setdefault("native", weakref.WeakKeyDictionary())
+        mine = progs.get(self)
+        if mine is None:
+            mine = progs[self] = {}
         key = (id(code), fuel)
-        p = self._progs.get(key)
+        p = mine.get(key)
         if p is None or p.code is not code:
-            p = self._progs[key] = _Prog(code, inst.module.num_imported_funcs, len(inst.funcs),
+            p = mine[key] = _Prog(code, inst.module.num_imported_funcs, len(inst.funcs),
                                          fuel)
             # Install what is compiled already (all of it after `Module.serialize()`) now,
             # not on each function's first call; a function that fails its checks is left

@@ -55,6 +55,7 @@ class FakeModule:
         self.names = SimpleNamespace(module="m")
         self._names = names
         self.num_imported_funcs = 0
+        self.derived = {}  # executors' per-module caches (as on frontend.module.Module)
 
     def func_name(self, index):
         return self._names[index]

@@ -134,16 +134,20 @@ def test_lazy_function_space_keeps_identity_and_sequence_behaviour():
         funcs[-51]
 
 
+@pytest.mark.parametrize("keep_engine", [False, True])
 @pytest.mark.parametrize("engine_name", ["ir", "interp", "native"])
-def test_a_module_and_its_compiled_code_are_freed_with_the_last_reference(engine_name):
-    # an embedder that loads modules in a loop must not grow: no global cache may keep
-    # a module (or its compiled code) alive once the program drops it
+def test_a_module_and_its_compiled_code_are_freed_with_the_last_reference(engine_name, keep_engine):
+    # an embedder that loads modules in a loop (with one engine, or an engine each) must
+    # not grow: no cache of the engine or the process may keep a dropped module (or its
+    # compiled code) alive
     engine = deadeye.Engine(deadeye.Config(engine=engine_name))
     store = deadeye.Store(engine)
     module = deadeye.Module.from_file(engine, FIB)
     inst = deadeye.Instance(store, module, [])
     assert inst.exports(store)["fib"](store, 10) == 55
     decoded = weakref.ref(module._module)
-    del engine, store, module, inst
+    del store, module, inst
+    if not keep_engine:
+        del engine
     gc.collect()
     assert decoded() is None
