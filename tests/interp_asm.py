@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from hypothesis import strategies as st
+
 from deadeye.interp.interpreter import Interpreter
 from deadeye.interp.isa.encoding import encode
 from deadeye.interp.isa.program import CompiledCode
@@ -103,3 +105,50 @@ class Program:
 
 def host(params, results, fn, name="host"):
     return HostFunction(FuncType(tuple(params), tuple(results)), fn, name)
+
+
+# -- random control flow (for differential tests against the reference and between engines)
+# Slots 0..5 hold data, slot 7 the loop budget: only the guarded back edges write it, so
+# every program ends.
+_CF_OPS = ["i32.add", "i32.sub", "i64.add", "i64.mul", "i32.xor", "i64.shr_s", "i32.lt_s"]
+_CF_COND = ["br_i32_eqz", "br_if", "br_if_not"]
+
+
+@st.composite
+def cf_program(draw):
+    """A random function (frame of 8 slots, six i64 parameters and results) with forks,
+    superblocks and bounded loops."""
+    reg = st.integers(0, 5)
+    nblocks = draw(st.integers(1, 8))
+    items = [("const32", 7, draw(st.integers(0, 6)))]
+    for k in range(nblocks):
+        items.append(f"b{k}:")
+        for _ in range(draw(st.integers(0, 8))):  # past 6 ops a block is never inlined
+            kind = draw(st.integers(0, 4))
+            if kind == 0:
+                items.append(("mov", draw(reg), draw(reg)))
+            elif kind == 1:
+                items.append(("const32", draw(reg), draw(st.integers(0, 0xFFFFFFFF))))
+            elif kind == 2:
+                items.append(("select", draw(reg), draw(reg), draw(reg), draw(reg)))
+            elif kind == 3:
+                items.append(("i32.sub_imm", draw(reg), draw(reg), draw(st.integers(0, 3))))
+            else:
+                items.append((draw(st.sampled_from(_CF_OPS)), draw(reg), draw(reg), draw(reg)))
+        fwd = st.integers(k + 1, nblocks).map(lambda j: L(f"b{j}"))
+        end = draw(st.integers(0, 5))
+        if end == 1:
+            items.append((draw(st.sampled_from(_CF_COND)), draw(reg), draw(fwd)))
+        elif end == 2:
+            items.append(("jump", draw(fwd)))
+        elif end == 3:
+            items.append(("br_table", draw(reg), tuple(draw(st.lists(fwd, min_size=1, max_size=3)))))
+        elif end == 4:  # a back edge, taken while the budget lasts
+            back = L(f"b{draw(st.integers(0, k))}")
+            items += [("br_i32_eqz", 7, L(f"x{k}")), ("i32.sub_imm", 7, 7, 1)]
+            items.append(("jump", back) if draw(st.booleans()) else ("br_if", draw(reg), back))
+            items.append(f"x{k}:")
+        elif end == 5:
+            items.append(("return", (0, 1, 2, 3, 4, 5)))
+    items += [f"b{nblocks}:", ("return", (0, 1, 2, 3, 4, 5))]
+    return items

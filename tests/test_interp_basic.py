@@ -11,7 +11,7 @@ from deadeye.ir import numerics
 from deadeye.ir.errors import DecodeError, Trap
 from deadeye.ir.types import FuncType, ValType
 
-from interp_asm import F64, I32, I64, L, V128, Program, assemble, host
+from interp_asm import F64, I32, I64, L, V128, Program, assemble, cf_program, host
 
 M32 = 0xFFFFFFFF
 M64 = (1 << 64) - 1
@@ -415,52 +415,8 @@ def test_straight_line_matches_reference(prog, init):
 
 
 # -- differential: random control flow (forks, superblocks, loops) against the reference -------
-# Slots 0..5 hold data, slot 7 the loop budget: only the guarded back edges write it, so
-# every program ends.
-_CF_OPS = ["i32.add", "i32.sub", "i64.add", "i64.mul", "i32.xor", "i64.shr_s", "i32.lt_s"]
-_CF_COND = ["br_i32_eqz", "br_if", "br_if_not"]
-
-
-@st.composite
-def _cf_program(draw):
-    reg = st.integers(0, 5)
-    nblocks = draw(st.integers(1, 8))
-    items = [("const32", 7, draw(st.integers(0, 6)))]
-    for k in range(nblocks):
-        items.append(f"b{k}:")
-        for _ in range(draw(st.integers(0, 8))):  # past 6 ops a block is never inlined
-            kind = draw(st.integers(0, 4))
-            if kind == 0:
-                items.append(("mov", draw(reg), draw(reg)))
-            elif kind == 1:
-                items.append(("const32", draw(reg), draw(st.integers(0, M32))))
-            elif kind == 2:
-                items.append(("select", draw(reg), draw(reg), draw(reg), draw(reg)))
-            elif kind == 3:
-                items.append(("i32.sub_imm", draw(reg), draw(reg), draw(st.integers(0, 3))))
-            else:
-                items.append((draw(st.sampled_from(_CF_OPS)), draw(reg), draw(reg), draw(reg)))
-        fwd = st.integers(k + 1, nblocks).map(lambda j: L(f"b{j}"))
-        end = draw(st.integers(0, 5))
-        if end == 1:
-            items.append((draw(st.sampled_from(_CF_COND)), draw(reg), draw(fwd)))
-        elif end == 2:
-            items.append(("jump", draw(fwd)))
-        elif end == 3:
-            items.append(("br_table", draw(reg), tuple(draw(st.lists(fwd, min_size=1, max_size=3)))))
-        elif end == 4:  # a back edge, taken while the budget lasts
-            back = L(f"b{draw(st.integers(0, k))}")
-            items += [("br_i32_eqz", 7, L(f"x{k}")), ("i32.sub_imm", 7, 7, 1)]
-            items.append(("jump", back) if draw(st.booleans()) else ("br_if", draw(reg), back))
-            items.append(f"x{k}:")
-        elif end == 5:
-            items.append(("return", (0, 1, 2, 3, 4, 5)))
-    items += [f"b{nblocks}:", ("return", (0, 1, 2, 3, 4, 5))]
-    return items
-
-
 @settings(max_examples=150, deadline=None)
-@given(_cf_program(), st.lists(st.integers(0, M64), min_size=6, max_size=6))
+@given(cf_program(), st.lists(st.integers(0, M64), min_size=6, max_size=6))
 def test_control_flow_matches_reference(items, init):
     ref = RefMachine(8)
     ref.regs[:6] = list(init)

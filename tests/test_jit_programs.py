@@ -4,6 +4,7 @@ calls, traps, fuel, stack limits, memory growth seen by the host, globals, table
 references, bulk memory, v128 values, nested activations, and bytecode rejection."""
 
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from deadeye.interp.memory import DataInstance, ElemInstance
 from deadeye.interp.runtime import Store
@@ -13,7 +14,7 @@ from deadeye.ir.types import FuncType, ValType
 from deadeye.jit.llvmgen import MODES
 from deadeye.jit.native import NativeExecutor
 
-from interp_asm import F64, I32, I64, L, V128, Program, host
+from interp_asm import F64, I32, I64, L, V128, Program, cf_program, host
 
 M32, M64 = (1 << 32) - 1, (1 << 64) - 1
 pytestmark = pytest.mark.parametrize("mode", MODES)
@@ -373,3 +374,12 @@ def test_no_memory_means_every_access_traps(mode):
     with pytest.raises(Trap, match="out of bounds memory access"):
         p.call("f", 0)
 
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(items=cf_program(), init=st.lists(st.integers(0, (1 << 64) - 1), min_size=6, max_size=6))
+def test_random_programs_agree_with_the_interpreter(mode, items, init):
+    # random bytecode (forks, br_table, bounded loops) on the native handlers and on the
+    # Python interpreter: the same six results
+    fn = [("f", ft([I64] * 6, [I64] * 6), items, 8)]
+    assert prog(mode, fn).call("f", *init) == Program(fn).call("f", *init)
