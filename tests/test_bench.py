@@ -192,27 +192,15 @@ def test_timeout_cuts_off_a_run(tmp_path):
     assert r.status == bench.TIMEOUT and "2 s" in r.detail
 
 
-@pytest.mark.skipif(not (SUITE / "shootout-ackermann.wasm").is_file(),
-                    reason="the vendored Sightglass suite (tests/sightglass) is missing")
 def test_a_vendored_sightglass_benchmark_passes_on_cranelift(tmp_path):
     # ackermann reads its *.input files from the preopened folder and prints a result.
     r = _run_cranelift(SUITE / "shootout-ackermann.wasm", tmp_path)
     assert r.status == bench.OK, r.detail
 
 
-def _deadeye_engine_or_skip() -> str:
-    reasons = {}
-    for name in bench.DEFAULT_ENGINES:
-        why = bench.probe_engine(name)
-        if why is None:
-            return name
-        reasons[name] = why
-    pytest.skip("no deadeye engine with WASI is available yet: "
-                + "; ".join(f"{k}: {v}" for k, v in reasons.items()))
-
-
-def test_a_deadeye_engine_runs_the_same_protocol(tmp_path):
-    name = _deadeye_engine_or_skip()
+@pytest.mark.parametrize("name", ["interp", "native"])
+def test_a_deadeye_engine_runs_the_same_protocol(tmp_path, name):
+    assert bench.probe_engine(name) is None
     wasm = _write_module(tmp_path, "hello")
     r = bench.run_one(name, wasm, tmp_path)
     assert r.status == bench.OK, r.detail

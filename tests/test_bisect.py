@@ -65,7 +65,7 @@ def test_no_divergence_without_miscompile(wasm):
         assert "no divergence" in res.format()
 
 
-SIDES_O2 = [Side("ir", 2)] + ([Side("interp", 2)] if "interp" in deadeye.available_engines() else [])
+SIDES_O2 = [Side("ir", 2), Side("interp", 2)]
 
 
 @pytest.mark.parametrize("other", SIDES_O2, ids=lambda s: s.label)
@@ -108,7 +108,6 @@ def test_divergence_visible_only_in_result(miscompile_mul_at_o2):
     assert "i32.mul" in [op for _, op, _ in res.instructions]
 
 
-@pytest.mark.skipif("interp" not in deadeye.available_engines(), reason="interp engine not built")
 def test_engines_agree_interp_vs_ir(wasm):
     res = bisect(wasm, "scale", [9], Side("ir", 0), Side("interp", 0))
     assert not res.diverged, res.format()
