@@ -83,7 +83,7 @@ from deadeye.ir.types import ValType
 from deadeye.interp.isa.encoding import decode_all
 from deadeye.interp.isa.program import CompiledCode
 from deadeye.interp.isa.table import OP_LIST, TRAP_MESSAGES, Flag, Op
-from deadeye.interp.runtime import Frame, HostFunction, Store, WasmFunction
+from deadeye.interp.runtime import Frame, HostFunction, Store, WasmFunction, indirect_callee
 
 __all__ = ["Interpreter", "FuncCode", "generate_source"]
 
@@ -942,19 +942,6 @@ def _slots(types) -> int:
     return sum(2 if t == ValType.V128 else 1 for t in types)
 
 
-def _resolve_indirect(inst, type_index: int, table_index: int, i: int):
-    elements = inst.tables[table_index].elements
-    if i >= len(elements):
-        raise Trap("undefined element")
-    f = elements[i]
-    if f is None:
-        raise Trap("uninitialized element")
-    want = inst.types[type_index]
-    if f.type is not want and f.type != want:  # structural: types of other modules match
-        raise Trap("indirect call type mismatch")
-    return f
-
-
 def _trap_pc(tb) -> tuple[FuncCode | None, int | None]:
     """The FuncCode and bytecode pc of the generated line an exception came from."""
     found = (None, None)
@@ -1117,7 +1104,7 @@ class Interpreter:
                 if store.interrupted:
                     raise store.take_interrupt()
                 if e == E_CALL_IND:
-                    callee = _resolve_indirect(I, x[2], x[3], R[b + x[4]] & M32)
+                    callee = indirect_callee(I, x[2], x[3], R[b + x[4]] & M32)
                     if type(callee) is WasmFunction:
                         c = callee.code
                         if type(c) is not FuncCode or c.fuel != fuel:
@@ -1136,7 +1123,7 @@ class Interpreter:
                 if e == E_RCALL:
                     callee = I.funcs[x[2]]
                 else:
-                    callee = _resolve_indirect(I, x[2], x[3], x[4])
+                    callee = indirect_callee(I, x[2], x[3], x[4])
                 if type(callee) is WasmFunction:
                     c = callee.code
                     if type(c) is not FuncCode or c.fuel != fuel:

@@ -39,7 +39,7 @@ from deadeye.ir import numerics
 from deadeye.ir.errors import Trap, WasmError
 from deadeye.ir.function import Function
 from deadeye.ir.opcodes import OPS as IR_OPS
-from deadeye.interp.runtime import Store, WasmFunction
+from deadeye.interp.runtime import Store, WasmFunction, indirect_callee
 
 __all__ = ["IREvaluator", "Code", "compile_function"]
 
@@ -480,7 +480,7 @@ class IREvaluator:
                         callee = inst.funcs[fidx]
                     else:
                         _, off, tidx, table, cargs, cdsts, nxt = end
-                        callee = _resolve_indirect(inst, tidx, table, regs[cargs[-1]])
+                        callee = indirect_callee(inst, tidx, table, regs[cargs[-1]])
                         cargs = cargs[:-1]
                     rt.offset = off
                     if type(callee) is WasmFunction:
@@ -509,7 +509,7 @@ class IREvaluator:
                             callee = inst.funcs[fidx]
                         else:
                             _, off, tidx, table, cargs = end
-                            callee = _resolve_indirect(inst, tidx, table, regs[cargs[-1]])
+                            callee = indirect_callee(inst, tidx, table, regs[cargs[-1]])
                             cargs = cargs[:-1]
                         rt.offset = off
                         if type(callee) is WasmFunction:
@@ -542,14 +542,3 @@ class IREvaluator:
             raise
 
 
-def _resolve_indirect(inst, type_index: int, table_index: int, i: int):
-    elements = inst.tables[table_index].elements
-    if i >= len(elements):
-        raise Trap("undefined element")
-    f = elements[i]
-    if f is None:
-        raise Trap("uninitialized element")
-    want = inst.types[type_index]
-    if f.type is not want and f.type != want:  # structural: types from other modules match
-        raise Trap("indirect call type mismatch")
-    return f

@@ -241,6 +241,22 @@ class FuncSpace(dict):
         raise ValueError("function not in this instance")
 
 
+def indirect_callee(inst: "ModuleInstance", type_index: int, table_index: int, i: int):
+    """The function `call_indirect` (type `type_index`, table `table_index`) calls at
+    element `i`, or the Trap the spec gives. Types compare structurally: functions of other
+    modules match."""
+    elements = inst.tables[table_index].elements
+    if i >= len(elements):
+        raise Trap("undefined element")
+    f = elements[i]
+    if f is None:
+        raise Trap("uninitialized element")
+    want = inst.types[type_index]
+    if f.type is not want and f.type != want:
+        raise Trap("indirect call type mismatch")
+    return f
+
+
 class ModuleInstance:
     """The runtime side of an instantiated module: its index spaces (imports first) and
     exports (name -> runtime extern)."""
