@@ -262,7 +262,7 @@ class ModuleInstance:
     exports (name -> runtime extern)."""
 
     __slots__ = ("module", "store", "types", "funcs", "tables", "memories", "globals",
-                 "elems", "datas", "exports", "export_list", "__weakref__")
+                 "elems", "datas", "exports", "export_list", "executor_state", "__weakref__")
 
     def __init__(self, module: "Module", store: "Store"):
         self.module = module
@@ -276,6 +276,8 @@ class ModuleInstance:
         self.datas: list[DataInstance] = []
         self.exports: dict[str, Any] = {}
         self.export_list: list[tuple[str, Any]] = []
+        # What executors keep per instance (executor -> state): it dies with the instance.
+        self.executor_state: dict[Any, Any] = {}
 
     @property
     def name(self) -> str | None:

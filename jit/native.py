@@ -28,7 +28,9 @@ Execution model
   its frame, branch targets are op starts inside the function, function and pool indices
   exist, it cannot fall off its end), so no bytecode can make a handler touch memory
   outside the register stack, the code buffer or the guest's memory.
-- References live in slots as handles: 0 is null, others index `self._objs`.
+- References live in slots as handles: 0 is null, others index `self._objs`. Handles last
+  while native code is active (they are dropped when the outermost activation ends), so
+  the executor keeps no guest object alive.
 - Frames of natively called functions are not pushed on the store's frame list (that would
   need Python per call); call depth is bounded by the native call stack instead, sized
   from the store's `max_call_depth`. A trap's backtrace is rebuilt from the native call
@@ -189,6 +191,9 @@ class _InstState:
         # one-slot numeric globals are copied as they are; v128 and references need work
         self.plain = [(2 * i, g) for i, g, t in mutable if t != ValType.V128 and t not in _REFS]
         self.mutable = [m for m in mutable if m[2] == ValType.V128 or m[2] in _REFS]
+        # immutable references too are loaded on every entry: handles last one activation
+        self.fixed_refs = [(i, g, g.type.valtype) for i, g in enumerate(gl)
+                           if not g.type.mutable and g.type.valtype in _REFS]
         for i, g in enumerate(gl):
             t = g.type.valtype
             if t != ValType.V128:
@@ -214,6 +219,8 @@ class _InstState:
         """Before native code runs: the globals but `plain` ones (the executor copies
         those itself), the tables' sizes and caches."""
         for i, g, t in self.mutable:
+            self._load_global(i, g.value, t)
+        for i, g, t in self.fixed_refs:
             self._load_global(i, g.value, t)
         tabs = self.tables
         for k, t, funcref in self.table_kinds:
@@ -348,13 +355,12 @@ class NativeExecutor:
         self._scratch = (ctypes.c_uint64 * SCRATCH_SLOTS)()
         self._objs: list = [None]
         self._handles: dict[int, int] = {}
-        self._insts: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
         self.stats = {"entries": 0, "resumes": 0}
 
     def _inst_state(self, inst) -> _InstState:
-        st = self._insts.get(inst)
+        st = inst.executor_state.get(self)
         if st is None:
-            st = self._insts[inst] = _InstState(self, inst)
+            st = inst.executor_state[self] = _InstState(self, inst)
         return st
 
     # -- references -------------------------------------------------------------------------
@@ -572,6 +578,8 @@ class NativeExecutor:
             act.pin = None
             self._depth -= 1
             store.pop_frame()
+            if not self._depth:  # no native code is active: no handle is live
+                self._objs, self._handles = [None], {}
 
     def _native_frames(self, prog: _Prog, act: _Act) -> list[tuple[str, int, int]]:
         """This activation's wasm frames, innermost first, from the pc of its last exit
@@ -634,7 +642,7 @@ class NativeExecutor:
         ctx_addr, stats = ctypes.addressof(ctx), self.stats
         # the one-slot numeric globals are copied here; `st` does tables and the rest
         gv, plain, others = st.globals, st.plain, st.mutable
-        tables_etc = st.table_kinds or others
+        tables_etc = st.table_kinds or others or st.fixed_refs
         # Memory 0 stays pinned (its bytearray cannot be resized in place, so memory.grow
         # moves it to a new one, which is pinned in turn) until this activation ends.
         pinned = mem_addr = n = None

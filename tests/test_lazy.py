@@ -151,3 +151,28 @@ def test_a_module_and_its_compiled_code_are_freed_with_the_last_reference(engine
         del engine
     gc.collect()
     assert decoded() is None
+
+
+REFS_WAT = """(module (type $t (func (result i32))) (table 2 funcref) (elem (i32.const 0) $a $b)
+  (func $a (result i32) (i32.const 7)) (func $b (result i32) (i32.const 8))
+  (global $g (mut funcref) (ref.null func))
+  (global $h funcref (ref.func $a))
+  (func (export "go") (param i32) (result i32)
+    (global.set $g (table.get (local.get 0)))
+    (call_indirect (type $t) (local.get 0))))"""
+
+
+@pytest.mark.parametrize("engine_name", ["ir", "interp", "native"])
+def test_instances_with_tables_and_references_are_freed_by_a_kept_engine(engine_name):
+    # per-instance state (native globals and table caches, reference handles) must not
+    # outlive the instance
+    engine = deadeye.Engine(deadeye.Config(engine=engine_name))
+    store = deadeye.Store(engine)
+    module = deadeye.Module(engine, REFS_WAT)
+    inst = deadeye.Instance(store, module, [])
+    assert [inst.exports(store)["go"](store, i) for i in (0, 1, 1)] == [7, 8, 8]
+    decoded = weakref.ref(module._module)
+    del store, module, inst
+    gc.collect()
+    assert decoded() is None
+
