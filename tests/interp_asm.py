@@ -152,3 +152,18 @@ def cf_program(draw):
             items.append(("return", (0, 1, 2, 3, 4, 5)))
     items += [f"b{nblocks}:", ("return", (0, 1, 2, 3, 4, 5))]
     return items
+
+
+def fib_program():
+    # fib(n) = n < 2 ? n : fib(n-1) + fib(n-2); r0 = n, r1 = saved result, call window @r2
+    return ("fib", FuncType((I32,), (I32,)), [
+        ("br_i32_lt_u_imm", 0, 2, L("small")),
+        ("i32.sub_imm", 2, 0, 1),
+        ("call", 0, 2),
+        ("mov", 1, 2),
+        ("i32.sub_imm", 2, 0, 2),
+        ("call", 0, 2),
+        ("i32.add", 0, 1, 2),
+        "small:",
+        ("return", ()),
+    ], 3)

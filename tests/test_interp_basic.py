@@ -11,7 +11,7 @@ from deadeye.ir import numerics
 from deadeye.ir.errors import DecodeError, Trap
 from deadeye.ir.types import FuncType, ValType
 
-from interp_asm import F64, I32, I64, L, V128, Program, assemble, cf_program, host
+from interp_asm import F64, I32, I64, L, V128, Program, assemble, cf_program, fib_program, host
 
 M32 = 0xFFFFFFFF
 M64 = (1 << 64) - 1
@@ -100,23 +100,8 @@ def test_select128_into_its_own_operand():
     assert p.call("f", a, c, 0) == [c]
 
 
-def _fib():
-    # fib(n) = n < 2 ? n : fib(n-1) + fib(n-2); r0 = n, r1 = saved result, call window @r2
-    return ("fib", ft([I32], [I32]), [
-        ("br_i32_lt_u_imm", 0, 2, L("small")),
-        ("i32.sub_imm", 2, 0, 1),
-        ("call", 0, 2),
-        ("mov", 1, 2),
-        ("i32.sub_imm", 2, 0, 2),
-        ("call", 0, 2),
-        ("i32.add", 0, 1, 2),
-        "small:",
-        ("return", ()),
-    ], 3)
-
-
 def test_recursive_calls_use_the_call_window():
-    p = Program([_fib()])
+    p = Program([fib_program()])
     fibs = [0, 1]
     for _ in range(20):
         fibs.append(fibs[-1] + fibs[-2])

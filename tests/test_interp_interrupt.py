@@ -1,13 +1,12 @@
 """Store.interrupt() stops the "interp" engine's loops, call loops and tail-call loops (the
 runtime's test_interrupt.py runs the same programs on the "ir" engine)."""
 
-import threading
-import time
 
 import pytest
 
 import deadeye
 from deadeye.ir.errors import Trap
+from interrupt_testlib import run_interrupted
 
 pytest.importorskip("deadeye.lower.compile",
                     reason="the interp engine runs what deadeye.lower produces")
@@ -25,26 +24,6 @@ LOOP = """(module
 """
 
 
-def _run_interrupted(store, func, interrupt):
-    """Run `func(store)` in a thread, interrupt it once it spins; return its trap."""
-    out = {}
-
-    def target():
-        try:
-            func(store)
-        except Trap as t:
-            out["trap"] = t
-
-    th = threading.Thread(target=target, daemon=True)
-    th.start()
-    time.sleep(0.2)
-    assert th.is_alive()  # really spinning
-    interrupt()
-    th.join(10)
-    assert not th.is_alive(), "interrupt did not stop the loop"
-    return out["trap"]
-
-
 def _instance(level):
     eng = deadeye.Engine(deadeye.Config(engine="interp", opt_level=level))
     store = deadeye.Store(eng)
@@ -57,7 +36,7 @@ def _instance(level):
 def test_interrupt_stops_interp_loops(export, level):
     store, ex = _instance(level)
     args = (1,) if export == "spin2" else ()
-    trap = _run_interrupted(store, lambda s: ex[export](s, *args), store.interrupt)
+    trap = run_interrupted(store, lambda s: ex[export](s, *args), store.interrupt)
     assert trap.message == "interrupted"
     assert trap.frames and trap.frames[0][0]
     assert ex["add"](store, 2, 3) == 5

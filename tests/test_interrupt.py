@@ -1,13 +1,12 @@
 """Store.interrupt(): an infinite loop running in one thread is stopped from another with
 Trap("interrupted"), and the store is usable afterwards."""
 
-import threading
-import time
 
 import pytest
 
 import deadeye
 from deadeye.ir.errors import Trap
+from interrupt_testlib import run_interrupted
 
 LOOP = """(module
   (func $spin (export "spin") (loop $l (br $l)))
@@ -25,32 +24,11 @@ def _instance(engine="ir", level=0):
     return eng, store, inst.exports(store)
 
 
-def _run_interrupted(store, func, interrupt):
-    """Call `func` in a thread, interrupt it after it started; return the trap."""
-    out = {}
-
-    def target():
-        try:
-            func(store)
-            out["result"] = "returned"
-        except Trap as t:
-            out["trap"] = t
-
-    th = threading.Thread(target=target, daemon=True)
-    th.start()
-    time.sleep(0.2)
-    assert th.is_alive()  # really spinning
-    interrupt()
-    th.join(10)
-    assert not th.is_alive(), "interrupt did not stop the loop"
-    return out["trap"]
-
-
 @pytest.mark.parametrize("export", ["spin", "spin_calls", "rec"])
 @pytest.mark.parametrize("level", [0, 2])
 def test_interrupt_stops_infinite_loop(export, level):
     _, store, ex = _instance(level=level)
-    trap = _run_interrupted(store, ex[export], store.interrupt)
+    trap = run_interrupted(store, ex[export], store.interrupt)
     assert trap.message == "interrupted"
     assert trap.frames and trap.frames[0][0]  # a backtrace into the wasm code
     # The interrupt is consumed: the store runs code again.
@@ -59,7 +37,7 @@ def test_interrupt_stops_infinite_loop(export, level):
 
 def test_engine_interrupt_reaches_its_stores():
     eng, store, ex = _instance()
-    trap = _run_interrupted(store, ex["spin"], eng.interrupt)
+    trap = run_interrupted(store, ex["spin"], eng.interrupt)
     assert trap.message == "interrupted"
 
 

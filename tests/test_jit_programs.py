@@ -14,7 +14,7 @@ from deadeye.ir.types import FuncType, ValType
 from deadeye.jit.llvmgen import MODES
 from deadeye.jit.native import NativeExecutor
 
-from interp_asm import F64, I32, I64, L, V128, Program, cf_program, host
+from interp_asm import F64, I32, I64, L, V128, Program, cf_program, fib_program, host
 
 M32, M64 = (1 << 32) - 1, (1 << 64) - 1
 pytestmark = pytest.mark.parametrize("mode", MODES)
@@ -34,22 +34,8 @@ def prog(mode, funcs, *, fuel=False, max_call_depth=1000, **kw):
     return Program(funcs, store=store, **kw)
 
 
-def _fib():
-    return ("fib", ft([I32], [I32]), [
-        ("br_i32_lt_u_imm", 0, 2, L("small")),
-        ("i32.sub_imm", 2, 0, 1),
-        ("call", 0, 2),
-        ("mov", 1, 2),
-        ("i32.sub_imm", 2, 0, 2),
-        ("call", 0, 2),
-        ("i32.add", 0, 1, 2),
-        "small:",
-        ("return", ()),
-    ], 3)
-
-
 def test_recursive_calls(mode):
-    p = prog(mode, [_fib()])
+    p = prog(mode, [fib_program()])
     fibs = [0, 1]
     for _ in range(25):
         fibs.append(fibs[-1] + fibs[-2])
@@ -241,7 +227,7 @@ def test_nested_activation_host_calls_back_into_wasm(mode):
     def back(store, args):  # wasm -> host -> wasm, while the outer native frame waits
         return store.call(p.inst.funcs[0], [args[0] + 1])
 
-    p = prog(mode, [_fib(), ("outer", ft([I32], [I32]), [
+    p = prog(mode, [fib_program(), ("outer", ft([I32], [I32]), [
         ("mov", 2, 0),
         ("call_host", 2, 2),
         ("call", 0, 2),                 # fib(fib(n + 1))

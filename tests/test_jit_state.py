@@ -2,13 +2,12 @@
 from native frames, interrupts of native loops, globals and call_indirect's table lookups.
 The interpreter engine is the oracle (same API, independent executor)."""
 
-import threading
-import time
 
 import pytest
 
 import deadeye
 from deadeye.ir.errors import Trap
+from interrupt_testlib import run_interrupted
 
 MODES = ["direct", "indirect", "loop"]
 
@@ -90,23 +89,7 @@ LOOP = """(module
 @pytest.mark.parametrize("export", ["spin", "spin_calls", "rec", "spin_table"])
 def test_interrupt_stops_native_loop(dispatch, export):
     eng, store, ex = _instance(LOOP, dispatch=dispatch)
-    out = {}
-
-    def target():
-        try:
-            ex[export](store)
-            out["result"] = "returned"
-        except Trap as t:
-            out["trap"] = t
-
-    th = threading.Thread(target=target, daemon=True)
-    th.start()
-    time.sleep(0.1)
-    assert th.is_alive()
-    (eng if export == "spin" else store).interrupt()
-    th.join(10)
-    assert not th.is_alive(), "interrupt did not stop native code"
-    t = out["trap"]
+    t = run_interrupted(store, ex[export], (eng if export == "spin" else store).interrupt, 0.1)
     assert t.message == "interrupted" and t.frames and t.frames[0][0]
     assert ex["add"](store, 2, 3) == 5  # the interrupt was consumed
 
