@@ -593,10 +593,15 @@ def _make_host(ty: _FuncType, fn: Callable, access_caller: bool) -> _rt.HostFunc
         raise TypeError("expected a callable")
     params, results = ty.params, ty.results
 
-    def host(store: _rt.Store, args: list) -> list:
-        vals = [_from_bits(t, a) for t, a in zip(params, args)]
-        out = fn(Caller(store), *vals) if access_caller else fn(*vals)
-        return _results_to_bits(results, out)
+    if not params and not results and not access_caller:
+        def host(store: _rt.Store, args: list) -> list:  # a void callback, e.g. a probe
+            out = fn()
+            return [] if out is None else _results_to_bits(results, out)
+    else:
+        def host(store: _rt.Store, args: list) -> list:
+            vals = [_from_bits(t, a) for t, a in zip(params, args)]
+            out = fn(Caller(store), *vals) if access_caller else fn(*vals)
+            return _results_to_bits(results, out)
 
     return _rt.HostFunction(ty, host, name=getattr(fn, "__name__", "host"))
 

@@ -1160,7 +1160,7 @@ class Interpreter:
         if not isinstance(callee, HostFunction) and type(callee) is not WasmFunction:
             raise WasmError(f"{callee!r} is not a function")
         ty = callee.type
-        res = store.call(callee, _read_values(R, base, ty.params))
+        res = store.call_from_wasm(callee, _read_values(R, base, ty.params))
         need = base + _slots(ty.results)
         if len(R) < need:
             R.extend([0] * (need - len(R)))

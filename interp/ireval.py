@@ -494,7 +494,7 @@ class IREvaluator:
                         stack.append((regs, nxt, cdsts, inst, rt))
                         regs, inst, rt, seg = nregs, callee.instance, nrt, c.entry
                     else:
-                        res = store.call(callee, [regs[s] for s in cargs])
+                        res = store.call_from_wasm(callee, [regs[s] for s in cargs])
                         for d, v in zip(cdsts, res):
                             regs[d] = v
                         seg = nxt
@@ -524,7 +524,7 @@ class IREvaluator:
                             rt = store.push_frame(callee)
                             regs, inst, seg = nregs, callee.instance, c.entry
                             continue
-                        results = store.call(callee, [regs[s] for s in cargs])
+                        results = store.call_from_wasm(callee, [regs[s] for s in cargs])
                     store.pop_frame()
                     if not stack:
                         return results

@@ -455,7 +455,22 @@ class Store:
             if not check_value(t, v):
                 raise WasmError(f"argument {v!r} is not a {t} value")
         with self.lock:
+            return self._call(func, list(args))
+
+    def call_from_wasm(self, func: WasmFunction | HostFunction, args: list) -> list:
+        """`call` for an executor calling an import or another instance's function: the
+        arguments come from validated code (no checks) and the store's lock is already
+        held. `args` is a fresh list the callee may keep."""
+        if type(func) is not HostFunction:
             return self._call(func, args)
+        try:
+            return self._call_host(func, args)
+        except Trap as t:
+            if not t.frames:
+                t.frames = self.backtrace()
+            raise
+        except RecursionError:
+            raise self.trap("call stack exhausted") from None
 
     def _call(self, func: WasmFunction | HostFunction, args: list) -> list:
         height = len(self.frames)
@@ -465,7 +480,7 @@ class Store:
             elif isinstance(func, WasmFunction):
                 if self.executor is None:
                     raise WasmError("this store has no executor to run wasm code")
-                results = self.executor.call(self, func, list(args))
+                results = self.executor.call(self, func, args)
             else:
                 raise WasmError(f"{func!r} is not a function")
         except Trap as t:
@@ -482,13 +497,15 @@ class Store:
 
     def _call_host(self, func: HostFunction, args: list) -> list:
         try:
-            results = func.callable(self, list(args))
+            results = func.callable(self, args)
         except (Trap, ExitTrap, RecursionError):
             raise
         except Exception as e:
             raise self.trap(f"host function `{func.name}` raised {type(e).__name__}: {e}") from e
-        results = [] if results is None else list(results)
         rtys = func.type.results
+        if not rtys and results is None:  # the common void host call
+            return []
+        results = [] if results is None else list(results)
         if len(results) != len(rtys):
             raise self.trap(
                 f"host function `{func.name}` returned {len(results)} values, expected {len(rtys)}")

@@ -131,7 +131,7 @@ class Handlers:
 
     mode: str
     engine: object
-    enter: int  # address of deadeye_enter
+    run: int  # address of deadeye_run (deadeye_enter with its arguments in the context)
     handler: list[int] = field(default_factory=list)  # op index -> handler address (direct)
     cached: bool = False
 
@@ -151,12 +151,12 @@ def load(mode: str, cache_dir: Path | None = None) -> Handlers:
         engine = llvm.create_mcjit_compiler(empty, tm)
         engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
         engine.finalize_object()
-        enter = engine.get_function_address("deadeye_enter")
+        run = engine.get_function_address("deadeye_run")
         handler = []
         if mode != "loop":
             handler = [engine.get_function_address(f"h_{op.index}") for op in OP_LIST]
-        if not enter or (mode != "loop" and not all(handler)):
+        if not run or (mode != "loop" and not all(handler)):
             raise RuntimeError(f"handler object for mode {mode} is missing symbols")
         timings[f"load:{mode}"] = time.perf_counter() - t0
-        h = _LOADED[key] = Handlers(mode, engine, enter, handler, cached)
+        h = _LOADED[key] = Handlers(mode, engine, run, handler, cached)
         return h

@@ -58,7 +58,8 @@ STATUS_NAMES = {**{s.value: s.name for s in Status}, SLOW: "SLOW", INTERRUPTED: 
 # halves); `tables` of 3 slots per table (entry cache address, cache length, size);
 # `sigs` of the canonical signature id (+1) of each module type. See `native.py`.
 CTX_FIELDS = ("payload", "pc", "fp", "fuel", "csp", "cs_limit", "cs_base", "regs_end",
-              "functab", "frametab", "pool", "scratch", "interrupt", "globals", "tables", "sigs")
+              "functab", "frametab", "pool", "scratch", "interrupt", "globals", "tables", "sigs",
+              "mem", "memlen")
 CTX = {name: i for i, name in enumerate(CTX_FIELDS)}
 TABLE_SIZE = 256 + len(EXTENDED)
 MODES = ("direct", "indirect", "loop")
@@ -1326,7 +1327,25 @@ class Generator:
             self._build_loop()
         else:
             self._build_handlers()
+        self._build_run()
         return self.module
+
+    def _build_run(self):
+        """`i32 deadeye_run(i64* ctx)`: `deadeye_enter` with pc, fp, mem and memlen taken
+        from the context, so that Python's call through ctypes passes one argument (each
+        converted argument costs about as much as the native work of a short run)."""
+        fn = ir.Function(self.module, ir.FunctionType(I32, [P64]), "deadeye_run")
+        fn.attributes.add("nounwind")
+        ctx = fn.args[0]
+        b = ir.IRBuilder(fn.append_basic_block())
+
+        def field(name, t):
+            v = b.load(b.gep(ctx, [_c(I64, CTX[name])]), align=8)
+            return v if t is I64 else b.inttoptr(v, t)
+
+        enter = self.module.get_global("deadeye_enter")
+        args = [field("pc", P8), field("fp", P64), field("mem", P8), field("memlen", I64), ctx]
+        b.ret(b.call(enter, args))
 
     def _build_handlers(self):
         handlers = {}

@@ -9,8 +9,8 @@ Execution model
   64-bit slots, `REG_SLOTS` of them), a call stack of `(return pc, caller fp)` pairs (a
   buffer of `store.max_call_depth` entries, never the C stack) and a context block
   (`llvmgen.CTX_FIELDS`). Nested activations (wasm -> host -> wasm) get their own set.
-- Python enters the handler chain at the function's entry with pc, fp, memory 0's base and
-  length and the context. wasm->wasm `call`, `return` and `return_call` stay native
+- Python enters the handler chain at the function's entry through `deadeye_run(ctx)`, with
+  pc, fp and memory 0's base and length in the context. wasm->wasm `call`, `return` and `return_call` stay native
   (the callee's entry address comes from a per-module function table; a function not yet
   compiled has entry 0 and makes the handler return `HOST_CALL` so Python compiles and
   installs it, then resumes at the same op). Everything else returns a status: traps,
@@ -66,8 +66,8 @@ SCRATCH_SLOTS = 1 << 16  # a return/return_call list has at most 65535 slots
 M32, M64 = (1 << 32) - 1, (1 << 64) - 1
 _REFS = (ValType.FUNCREF, ValType.EXTERNREF)
 _NARROW = (ValType.I32, ValType.F32)
-_CALLFUNCTYPE = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p,
-                                 ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p)
+_RUNFUNCTYPE = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p)  # deadeye_run(ctx)
+_RETURNED, _HOST_CALL, _GROW = int(Status.RETURNED), int(Status.HOST_CALL), int(Status.GROW)
 _EMPTY = ctypes.create_string_buffer(16)  # stand-in base for a memory of 0 bytes
 
 
@@ -333,7 +333,7 @@ class _Machine:
         return self.inst.types[i]
 
     def call_function(self, f, args):
-        return self.store.call(f, args)
+        return self.store.call_from_wasm(f, args)
 
     def consume_fuel(self, n):
         self.store.consume_fuel(n)
@@ -349,7 +349,7 @@ class NativeExecutor:
         self.provider = provider
         self.dispatch = dispatch
         self.handlers = compiler.load(dispatch, cache_dir)
-        self._enter = _CALLFUNCTYPE(self.handlers.enter)
+        self._enter = _RUNFUNCTYPE(self.handlers.run)
         self._acts: list[_Act] = []
         self._depth = 0
         self._scratch = (ctypes.c_uint64 * SCRATCH_SLOTS)()
@@ -635,7 +635,8 @@ class NativeExecutor:
         ctx[CTX["tables"]] = ctypes.addressof(st.tables)
         ctx[CTX["sigs"]] = ctypes.addressof(st.sigs)
         fuel_on = store.fuel is not None
-        pc, fp = f.addr, act.base
+        ctx[CTX["pc"]], ctx[CTX["fp"]] = f.addr, act.base
+        ctx[CTX["fuel"]] = 1 << 62  # never consumed: the streams have no fuel ops
         enter = self._enter
         mems = inst.memories
         self.stats["entries"] += 1
@@ -645,12 +646,17 @@ class NativeExecutor:
         tables_etc = st.table_kinds or others or st.fixed_refs
         # Memory 0 stays pinned (its bytearray cannot be resized in place, so memory.grow
         # moves it to a new one, which is pinned in turn) until this activation ends.
-        pinned = mem_addr = n = None
-        sites = prog.sites
+        pinned = None
+        if not mems:
+            ctx[CTX["mem"]], ctx[CTX["memlen"]] = ctypes.addressof(_EMPTY), 0
+        sites, pool_vals = prog.sites, prog.code.pool.values
         ipool, ifuel, ipc, ifp = CTX["pool"], CTX["fuel"], CTX["pc"], CTX["fp"]
+        # Runs once per entry and per resume (every host call): keep it lean.
         while True:
-            ctx[ipool] = prog.pool_address()
-            ctx[ifuel] = store.fuel if fuel_on else 1 << 62
+            if len(pool_vals) != prog.pool_len:  # functions compiled since the last entry
+                ctx[ipool] = prog.pool_address()
+            if fuel_on:
+                ctx[ifuel] = store.fuel
             for i2, g in plain:
                 gv[i2] = g.value
             if tables_etc:
@@ -660,37 +666,37 @@ class NativeExecutor:
                 if data is not pinned:  # memory.grow moved it (or the first entry)
                     n = len(data)
                     act.pin = (ctypes.c_char * n).from_buffer(data) if n else _EMPTY
-                    pinned, mem_addr = data, ctypes.addressof(act.pin)
-                status = enter(pc, fp, mem_addr, n, ctx_addr)
-            else:
-                status = enter(pc, fp, ctypes.addressof(_EMPTY), 0, ctx_addr)
+                    pinned = data
+                    ctx[CTX["mem"]], ctx[CTX["memlen"]] = ctypes.addressof(act.pin), n
+            status = enter(ctx_addr)
             for i2, g in plain:
                 g.value = gv[i2]
             if others:
                 st.sync_out()
             if fuel_on:
                 store.fuel = ctx[ifuel]
-            pc, fp = ctx[ipc] & M64, ctx[ifp] & M64
-            if status == Status.RETURNED:
+            if status == _RETURNED:
                 ctx[ipc] = 0  # no frames left to name
                 return self._get(view, 0, func.type.results)
             stats["resumes"] += 1
+            pc = ctx[ipc]
             site = sites.get(pc) or prog.site(pc)
             cur, orig, offset, row, o, resume = site
             if offset is not None:
                 rt.offset = offset
+            fp = ctx[ifp]
             fpi = (fp - act.base) // 8
-            if status == Status.HOST_CALL:
+            if status == _HOST_CALL:
                 r = self._service_call(store, inst, prog, act, site, fp, fpi)
                 if r is None:  # the entry frame tail-called out of native code and is done
                     ctx[ipc] = 0
                     return self._get(view, 0, func.type.results)
-                pc, fp = r
-            elif status == SLOW or status == Status.GROW:
-                if status == Status.GROW:  # unpinned, the memory can grow in place
+                ctx[ipc], ctx[ifp] = r
+            elif status == SLOW or status == _GROW:
+                if status == _GROW:  # unpinned, the memory can grow in place
                     act.pin = pinned = None
                 self._service_slow(store, inst, prog, view, fpi, orig, row, o)
-                pc = resume
+                ctx[ipc] = resume
             elif status == Status.TRAP:
                 raise store.trap(TRAP_MESSAGES[ctx[CTX["payload"]]])
             elif status == INTERRUPTED:
@@ -752,7 +758,7 @@ class NativeExecutor:
                 if base + _call_slots(ty) > REG_SLOTS:
                     raise store.trap("call stack exhausted")
                 params, results = ty.params, ty.results
-                out = store.call(callee, self._get(view, base, params) if params else [])
+                out = store.call_from_wasm(callee, self._get(view, base, params) if params else [])
                 if results:
                     self._put(view, base, results, out)
                 return resume, fp
@@ -783,7 +789,7 @@ class NativeExecutor:
         ty = callee.type
         if base + _call_slots(ty) > REG_SLOTS:
             raise store.trap("call stack exhausted")
-        results = store.call(callee, self._get(view, base, ty.params))
+        results = store.call_from_wasm(callee, self._get(view, base, ty.params))
         self._put(view, base, ty.results, results)
         if not tail:
             return resume, fp

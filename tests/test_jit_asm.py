@@ -163,7 +163,7 @@ def test_object_cache_cold_then_warm(tmp_path):
     obj2, cached2 = compiler.object_code("loop", tmp_path)
     assert cached2 and obj2 == obj
     h = compiler.load("loop", tmp_path)
-    assert h.cached and h.enter
+    assert h.cached and h.run
     triple, cpu, features = compiler.host_target()
     keys = {compiler.cache_key(m, triple, cpu, features) for m in ("direct", "indirect", "loop")}
     keys.add(compiler.cache_key("loop", "aarch64-unknown-linux-gnu", cpu, features))
