@@ -82,7 +82,7 @@ from deadeye.ir.errors import DecodeError, Trap, WasmError
 from deadeye.ir.types import ValType
 from deadeye.interp.isa.encoding import decode_all
 from deadeye.interp.isa.program import CompiledCode
-from deadeye.interp.isa.table import OP_LIST, TRAP_MESSAGES, Flag, Op
+from deadeye.interp.isa.table import OP_LIST, TRAP_MESSAGES, Flag, Op, expand
 from deadeye.interp.runtime import Frame, HostFunction, Store, WasmFunction, indirect_callee
 
 __all__ = ["Interpreter", "FuncCode", "generate_source"]
@@ -237,8 +237,9 @@ class _Gen:
                 cur = _Seg(pc)
                 segs.append(cur)
             cur.ops.append((pc, row, vals, nxt))
-            if row.name in _BRANCH_ENDS or row.name in _CALL_ENDS or row.name in _TERMINAL \
-                    or "off" in row.names:
+            last = row.parts[-1][0] if row.parts else row
+            if last.name in _BRANCH_ENDS or last.name in _CALL_ENDS or last.name in _TERMINAL \
+                    or "off" in last.names:
                 cur = None
         return segs
 
@@ -276,6 +277,8 @@ class _Gen:
         for i, seg in enumerate(segs):
             seg.fall = segs[i + 1].start if i + 1 < len(segs) else None
             last_pc, last, vals, _ = seg.ops[-1]
+            if last.parts:  # a fused op branches (if at all) in its last part
+                last, vals = expand(last, vals)[-1]
             # A tight loop: the segment branches back to its own start.
             seg.loop_head = "off" in last.names and last_pc + vals[last.names.index("off")] == seg.start
         for seg in segs:
@@ -472,6 +475,11 @@ class _Body:
         if g.tick is not None and (g.fuel or row.name != "fuel"):  # (fuel off: no op)
             self.emit(f"TICK({row.index})")
             g.ns["TICK"] = g.tick
+        for part, pvals in expand(row, vals):  # a fused op runs its parts in order
+            self.translate(pc, part, pvals, nxt, fall)
+
+    def translate(self, pc: int, row: Op, vals: tuple, nxt: int, fall: int | None) -> None:
+        g = self.g
         o = dict(zip(row.names, vals))
         name = row.name
         handler = _SPECIAL.get(name)
@@ -846,6 +854,8 @@ _PLAIN_MEMORY = frozenset(o.name for o in OP_LIST if o.group == "memory" and o.n
 def _check_coverage() -> None:
     """Every ISA op has a translation (caught at import, not mid-run)."""
     for row in OP_LIST:
+        if row.parts:
+            continue  # translated part by part
         if not (row.name in _SPECIAL or row.name in _PLAIN_MEMORY
                 or row.numerics is not None):
             raise AssertionError(f"the interpreter has no translation for ISA op {row.name}")

@@ -1241,8 +1241,64 @@ def body_state(e: Emit):
         e.exit(SLOW)
 
 
+class PartEmit(Emit):
+    """The emission context of one part of a fused op: the part's operand names map to the
+    fused op's fields; `next()` falls through to the next part (or dispatches after the
+    whole op); a linked operand reads the value the previous part wrote, not its slot."""
+
+    def __init__(self, e: Emit, part: Op, names: dict, bound: dict, join):
+        super().__init__(e.gen, e.op, e.b, e.pc, e.fp, e.mem, e.memlen, e.ctx, general=e.general)
+        self.fused, self.op = e.op, part
+        self.offsets = {n: self.offsets[f] for n, f in names.items()}
+        self.kinds = {o.name: o.kind for o in part.operands}
+        self.bound, self.join = bound, join
+        self.written: list = []  # values stored to `dst`
+        self.nexts = 0
+
+    def reg(self, name: str):
+        v = self.bound.get(name)
+        return v if v is not None else super().reg(name)
+
+    def set_reg(self, name: str, v):
+        if v.type.width < 64:
+            v = self.b.zext(v, I64)
+        super().set_reg(name, v)
+        if name == "dst":
+            self.written.append(v)
+
+    def next_pc(self):
+        return self.at(self.gen.size(self.fused))
+
+    def next(self):
+        self.nexts += 1
+        if self.join is None:
+            self.jump(self.next_pc())
+        else:
+            self.b.branch(self.join)
+
+    def result(self):
+        """The value written to `dst` when it reaches the join on one path, else None."""
+        return self.written[0] if self.nexts == 1 and len(self.written) == 1 else None
+
+
+def body_fused(e: Emit):
+    parts = e.op.parts
+    value = None
+    for k, (part, names) in enumerate(parts):
+        link = next((n for n, f in names.items() if k and f == f"dst_{k - 1}"), None)
+        bound = {link: value} if link is not None and value is not None else {}
+        join = e.b.append_basic_block(f"part{k + 1}") if k + 1 < len(parts) else None
+        pe = PartEmit(e, part, names, bound, join)
+        body_for(part)(pe)
+        if join is not None:
+            e.b.position_at_end(join)
+            value = pe.result()
+
+
 def body_for(op: Op):
     """The template that emits `op`."""
+    if op.parts:
+        return body_fused
     if op.group == "control":
         return body_control
     if op.group == "move":

@@ -9,7 +9,10 @@ a conditional or `br_table` edge. Each block starts with `fuel N` (N = the wasm
 instructions its IR block accounts for), stubs charge nothing, so every path charges
 exactly what the IR charges.
 
-Ops are encoded with zero branch offsets first; once every label's position is known the
+Ops of a block are held back until the block ends (or a label is placed) so that adjacent
+ops matching a chain of the ISA's `FUSED_CHAINS` go out as one fused op (longest chain
+first; a linked operand must name the register the previous op wrote, a commutative op's
+operands are swapped to make it so). Ops are encoded with zero branch offsets first; once every label's position is known the
 offsets (relative to the branching op's first byte) are patched in place. Immediates that
 do not fit their field go to the module's constant pool (the encoder picks the `_pool`
 form).
@@ -20,8 +23,8 @@ from __future__ import annotations
 import struct
 from collections import Counter
 
-from deadeye.interp.isa.encoding import ConstPool, decode_op, encode
-from deadeye.interp.isa.table import Flag
+from deadeye.interp.isa.encoding import ConstPool, decode, encode
+from deadeye.interp.isa.table import OP_LIST, Flag, Op
 
 from .moves import parallel_move
 from .regalloc import Allocation
@@ -51,6 +54,47 @@ def invert(op: str, operands: list):
     return None
 
 
+_COMMUTES = frozenset(f"{t}.{op}" for t in ("i32", "i64") for op in ("add", "mul", "and", "or", "xor"))
+
+
+def _chains() -> dict[str, list[Op]]:
+    """First part's name -> the fused ops starting with it, longest first."""
+    out: dict[str, list[Op]] = {}
+    for row in OP_LIST:
+        if row.parts:
+            out.setdefault(row.parts[0][0].name, []).append(row)
+    for rows in out.values():
+        rows.sort(key=lambda r: -len(r.parts))
+    return out
+
+
+CHAINS = _chains()
+
+
+def _match(fused: Op, pending: list, i: int):
+    """The operand values of `fused` for pending[i:i + its length], or None."""
+    parts = fused.parts
+    if i + len(parts) > len(pending):
+        return None
+    vals: dict[str, int] = {}
+    prev_dst = None
+    for (row, names), (prow, pvals, _labels, _offset) in zip(parts, pending[i:]):
+        if prow is not row:
+            return None
+        got = dict(zip(row.names, pvals))
+        link = next((n for n, f in names.items() if f.startswith("dst_") and n != "dst"), None)
+        if link is not None and got[link] != prev_dst:
+            if row.name in _COMMUTES and link == "a" and got["b"] == prev_dst:
+                got["a"], got["b"] = got["b"], got["a"]
+            else:
+                return None
+        for n, f in names.items():
+            if n != link:
+                vals[f] = got[n]
+        prev_dst = got.get("dst")
+    return [vals[n] for n in fused.names]
+
+
 class Emitter:
     def __init__(self, vfunc: VFunc, alloc: Allocation, pool: ConstPool):
         self.vf = vfunc
@@ -62,6 +106,7 @@ class Emitter:
         self.srcmap: list[tuple[int, int]] = []
         self.ops = Counter()
         self.stubs: list[tuple[object, Edge]] = []
+        self.pending: list = []  # (row, operand values, labels, wasm offset) not yet written
         self.used = set()
         for b in vfunc.blocks:
             for ins in b.insts:
@@ -72,11 +117,39 @@ class Emitter:
 
     # -- raw output --------------------------------------------------------------------------
     def put(self, op: str, operands: list, labels=(), offset: int | None = None) -> None:
-        """Encode one op; `labels` = [(operand index, label or list of labels)]."""
+        """Queue one op; `labels` = [(operand index, label or list of labels)]."""
+        row, vals, _ = decode(encode(op, *operands, pool=self.pool), 0)
+        self.pending.append((row, vals, labels, offset))
+        if row.flags & Flag.TERMINATOR:
+            self.flush()
+
+    def label(self, key) -> None:
+        self.flush()
+        self.labels[key] = len(self.buf)
+
+    def flush(self) -> None:
+        """Write the queued ops, fusing the chains that match."""
+        pending, i = self.pending, 0
+        while i < len(pending):
+            for fused in CHAINS.get(pending[i][0].name, ()):
+                vals = _match(fused, pending, i)
+                if vals is not None:
+                    group = pending[i:i + len(fused.parts)]
+                    k = len(group) - 1
+                    labels = [(fused.names.index(f"{group[-1][0].names[idx]}_{k}"), lab)
+                              for idx, lab in group[-1][2]]
+                    offset = next((o for r, _v, _l, o in group if r.flags & Flag.TRAP), None)
+                    self.write(fused, vals, labels, offset)
+                    i += len(group)
+                    break
+            else:
+                self.write(*pending[i])
+                i += 1
+        pending.clear()
+
+    def write(self, row: Op, vals, labels, offset: int | None) -> None:
         start = len(self.buf)
-        b = encode(op, *operands, pool=self.pool)
-        row, _ = decode_op(b, 0)
-        self.buf += b
+        self.buf += encode(row, *vals)
         self.ops[row.name] += 1
         if labels:
             lay = row.layout
@@ -170,16 +243,17 @@ class Emitter:
     def run(self) -> bytes:
         blocks = self.vf.blocks
         for i, b in enumerate(blocks):
-            self.labels[b.id] = len(self.buf)
+            self.label(b.id)
             if b.fuel:
                 self.put("fuel", [b.fuel])
             for ins in b.insts[:-1]:
                 self.inst(ins)
             self.terminator(b.insts[-1], blocks[i + 1] if i + 1 < len(blocks) else None)
         for key, e in self.stubs:
-            self.labels[key] = len(self.buf)
+            self.label(key)
             self.moves(self.edge_moves(e))
             self.put("jump", [0], [(0, e.block.id)])
+        self.flush()
         for start, at, lab in self.fixups:
             struct.pack_into("<i", self.buf, at, self.labels[lab] - start)
         return bytes(self.buf)

@@ -47,7 +47,7 @@ def generic_ops() -> list[str]:
     out = []
     for op in OP_LIST:
         kinds = {o.kind.name for o in op.operands}
-        if op.group in ("numeric", "super", "move") and not kinds & {"func", "type", "table", "global"}:
+        if op.group in ("numeric", "super", "move", "fused") and not kinds & {"func", "type", "table", "global"}:
             out.append(op.name)
         elif op.group == "memory" and "addr" in op.names:
             out.append(op.name)
@@ -74,9 +74,18 @@ def operand_strategy(op, o):
         return st.one_of(st.sampled_from(EDGES), st.integers(0, M64))  # the pooled value
     if k == "mem":
         return st.just(0)
-    if k == "offset" or (k == "u32" and o.name == "offset"):
+    if k == "offset" or (k == "u32" and _is(o.name, "offset")):
         return offsets
     raise KeyError(k)
+
+
+def _is(operand: str, name: str) -> bool:
+    """Is `operand` the operand `name`, or `name` in a part of a fused op (`name_1`)?"""
+    return operand == name or operand.rsplit("_", 1)[0] == name and operand[-1].isdigit()
+
+
+def _branches(op) -> bool:
+    return any(o.kind.name == "off" for o in op.operands)
 
 
 def case_strategy(name: str):
@@ -86,9 +95,10 @@ def case_strategy(name: str):
     for o in op.operands:
         if o.kind.is_reg or o.kind.name == "off":
             continue
-        imms[o.name] = offsets if o.name == "offset" else operand_strategy(op, o)
+        imms[o.name] = offsets if _is(o.name, "offset") else operand_strategy(op, o)
     nslots = layout(op)[1]
-    slot_list = [addresses if src == "addr" else slot_values for src in slot_names(op, nslots)]
+    slot_list = [addresses if src and _is(src, "addr") else slot_values
+                 for src in slot_names(op, nslots)]
     return st.tuples(st.fixed_dictionaries(imms), st.tuples(*slot_list), st.integers(0, 255))
 
 
@@ -99,7 +109,7 @@ def layout(op):
         if o.kind.is_reg:
             regs[o.name] = at
             at += 2 if o.kind.regclass == "v" else 1
-    if "off" in op.names:
+    if _branches(op):
         regs["_flag"] = at
         at += 1
     return regs, at
@@ -133,7 +143,7 @@ def build(name: str, imms: dict):
             operands.append(imms[o.name])
     everything = tuple(range(nslots))
     items = [(name, *operands)]
-    if "off" in op.names:
+    if _branches(op):
         items += [("const32", regs["_flag"], 0), ("return", everything), "taken:",
                   ("const32", regs["_flag"], 1), ("return", everything)]
     else:

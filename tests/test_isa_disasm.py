@@ -25,7 +25,7 @@ def test_every_op_disassembles():
             assert int(head, 16) == pc
             assert rest.split()[0] == row.name
             n_regs = sum(o.kind.is_reg and o.kind.width is not None for o in row.operands)
-            assert sum(tok.strip("@,[]").startswith(("r", "v")) and tok.strip("@,[]")[1:].isdigit()
+            assert sum(tok.strip("@,;[]").startswith(("r", "v")) and tok.strip("@,;[]")[1:].isdigit()
                        for tok in rest.split()[1:]) >= n_regs
 
 

@@ -9,6 +9,7 @@ from deadeye.frontend.lift import ModuleLifter
 from deadeye.frontend.module import parse_module
 from deadeye.interp.isa.encoding import decode_all
 from deadeye.interp.isa.program import CompiledCode
+from deadeye.interp.isa.table import expand
 from deadeye.ir.errors import ValidationError
 from deadeye.ir.types import ValType
 from deadeye.lower.compile import compile_function, lower_function
@@ -94,9 +95,10 @@ def test_conditional_edge_with_moves_goes_through_a_stub():
     func = fb.finish()
     code = CompiledCode(1)
     compile_function(func, env, code, 0)
-    ops = [row.name for _, row, _ in decode_all(code.code, code.entry[0], code.end[0])]
+    ops = [part.name for _, row, vals in decode_all(code.code, code.entry[0], code.end[0])
+           for part, _v in expand(row, vals)]
     # p shares the product's slot; the taken edge's move (p <- b) lives in a stub after
-    # the blocks, so the fall-through path runs no move.
+    # the blocks (fused with its jump), so the fall-through path runs no move.
     assert ops[-2:] == ["mov", "jump"] and ops.count("mov") == 1
     for x, y in ((0, 7), (3, 7), (1 << 31, 5)):
         m = RefMachine(code.frame_size[0])

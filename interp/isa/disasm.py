@@ -11,7 +11,7 @@ from __future__ import annotations
 from deadeye.ir import numerics
 
 from .encoding import decode_all
-from .table import TRAP_MESSAGES, Op
+from .table import TRAP_MESSAGES, Op, expand
 
 _INDEX = ("func", "type", "table", "mem", "global", "data", "elem")
 
@@ -54,8 +54,11 @@ def format_operand(kind: str, name: str, value, pc: int, pool=None) -> str:
 
 
 def format_op(pc: int, row: Op, values, pool=None) -> str:
-    ops = ", ".join(format_operand(o.kind.name, o.name, v, pc, pool)
-                    for o, v in zip(row.operands, values))
+    """One line; a fused op lists each part's operands (a linked one as the register the
+    previous part wrote), separated by `;`."""
+    ops = "; ".join(", ".join(format_operand(o.kind.name, o.name, v, pc, pool)
+                              for o, v in zip(part.operands, vals))
+                    for part, vals in expand(row, values))
     return f"{pc:#06x}: {row.name:<22} {ops}".rstrip()
 
 

@@ -82,7 +82,7 @@ from deadeye.ir.types import ValType
 from . import semantics as S
 from .kinds import KINDS, Kind
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 ESCAPE = 0xFF  # first byte of an extended-page opcode; the next two are the u16 code
 PRIMARY_LIMIT = ESCAPE  # primary-page opcodes are 0x00..0xFE
 
@@ -172,6 +172,8 @@ class Op:
     extended: bool = False
     prefix: bytes = b""
     names: tuple[str, ...] = field(default=(), repr=False)
+    # a fused op: ((part row, {part operand name: fused operand name}), ...)
+    parts: tuple = field(default=(), repr=False)
 
     def __str__(self) -> str:
         return self.name
@@ -492,6 +494,125 @@ for _t, _cmps in (("i32", _INT_CMP), ("i64", _INT_CMP), ("f32", _FLT_CMP), ("f64
                 doc=f"dst = (`{_t}.{_op} x y`) ? a : b")
 
 
+# --- fused sequences -----------------------------------------------------------------------------
+# Ops that run back to back in hot loops, fused into one op so that native code dispatches
+# once for the whole sequence. Chosen from the op-pair counts of `deadeye run --stats`
+# over the Sightglass suite (the first 20-40 M wasm instructions of each program, each
+# program's pairs as a fraction of its ops, summed): e.g. `i32.xor -> i32.rotl_imm` 52%,
+# `i32.add -> i32.xor` 45%, `mov -> mov` 43%, `i64.xor -> i64.rotl_imm` 35% (ChaCha, BLAKE,
+# SeaHash and keccak rounds), `i32.add -> i32.load_m0` 23% (array indexing). Each chain
+# lists (op, link): `link` names the operand of that op that reads the `dst` the previous
+# op wrote (the fused encoding leaves it out, and native code keeps the value in a
+# machine register) or is None for ops that merely follow each other. The emitter
+# (`lower/emit.py`) fuses adjacent ops of one block that match, longest chain first. At
+# most one part may trap (a trap reports that part's wasm offset); only the last may branch.
+FUSED_CHAINS: list[tuple[tuple[str, str | None], ...]] = []
+for _t in ("i32", "i64"):
+    FUSED_CHAINS += [
+        ((f"{_t}.add", None), (f"{_t}.xor", "a"), (f"{_t}.rotl_imm", "a")),  # ChaCha/BLAKE rounds
+        ((f"{_t}.xor", None), (f"{_t}.rotl_imm", "a")),
+        ((f"{_t}.rotl_imm", None), (f"{_t}.add", "a")),
+        ((f"{_t}.add", None), (f"{_t}.xor", "a")),
+        ((f"{_t}.xor", None), (f"{_t}.xor", "a")),
+        ((f"{_t}.xor_imm", None), (f"{_t}.and", "a"), (f"{_t}.xor", "a")),  # keccak chi
+        ((f"{_t}.and", None), (f"{_t}.xor", "a")),
+        ((f"{_t}.add", None), (f"{_t}.add", "a")),
+        ((f"{_t}.mul", None), (f"{_t}.add", "a")),
+        ((f"{_t}.shl_imm", None), (f"{_t}.xor", "a")),
+        ((f"{_t}.and", None), (f"{_t}.shl_imm", "a")),
+    ]
+FUSED_CHAINS += [
+    (("i64.xor", None), ("i64.shl_imm", "a")),
+    (("i64.add", None), ("i64.shr_u_imm", "a")),
+    (("i32.add", None), ("i32.add_imm", "a")),
+    (("i32.add_imm", None), ("i32.add", "a")),
+    (("i32.add_imm", None), ("i32.and", "a")),
+    (("i32.add_imm", None), ("i32.xor_imm", "a")),
+    (("i32.xor_imm", None), ("i32.add_imm", "a")),
+    (("i32.shr_u_imm", None), ("i32.and_imm", "a")),
+    (("i32.add_imm", None), ("i32.lt_u_imm", "a")),
+    (("i32.mul_imm", None), ("i32.add_imm", "a"), ("i32.rem_u", "a")),  # an LCG step
+    (("i32.mul_imm", None), ("i32.add_imm", "a")),
+    (("i32.add_imm", None), ("i32.rem_u", "a")),
+    (("i32.shl_imm", None), ("i32.add", "a"), ("i32.load_m0", "addr")),  # base + i * size
+    (("i32.shl_imm", None), ("i32.add", "a"), ("f64.load_m0", "addr")),
+    (("i32.shl_imm", None), ("i32.add", "a")),
+    (("i32.add", None), ("i32.load_m0", "addr")),
+    (("i32.add", None), ("i32.load8_u_m0", "addr")),
+    (("i32.add", None), ("f64.load_m0", "addr")),
+    (("i32.add", None), ("i32.store_m0", "addr")),
+    (("i32.load_m0", None), ("i32.add", "a")),
+    (("i32.load_m0", None), ("i32.mul", "a")),
+    (("i32.load8_u_m0", None), ("br_if_not", "cond")),
+    (("i32.load8_u_m0", None), ("br_if", "cond")),
+    (("f64.load_m0", None), ("br_f64_lt", "a")),
+    (("i32.store8_m0", None), ("i32.add", None), ("br_i32_lt_u_imm", "a")),  # a sieve's loop
+    (("i32.add", None), ("br_i32_lt_u_imm", "a")),
+    (("i32.add_imm", None), ("br_if", "cond")),
+    (("i32.add_imm", None), ("br_i32_ne_imm", "a")),
+    (("i32.add_imm", None), ("br_i32_gt_u_imm", "a")),
+    (("i32.add_imm", None), ("mov", "src")),
+    (("mov", None), ("mov", None), ("mov", None)),  # block arguments (parallel moves)
+    (("mov", None), ("mov", None)),
+    (("mov", None), ("jump", None)),
+    (("const32", None), ("const32", None)),
+]
+
+
+def fused_name(parts: list[str]) -> str:
+    """`i32.add+xor+rotl_imm`: the parts joined by `+`, a repeated type prefix left out."""
+    first = parts[0].split(".", 1)[0] + "."
+    return "+".join([parts[0]] + [p.removeprefix(first) if "." in parts[0] else p
+                                  for p in parts[1:]])
+
+
+def _fused_sem(parts, mapping):
+    def sem(m, o):
+        for row, names in zip(parts, mapping):
+            row.sem(m, {n: o[f] for n, f in names.items()})
+    return sem
+
+
+def _fuse(chain) -> Op:
+    rows = [OPS[name] for name, _link in chain]
+    opds, mapping, flags = [], [], Flag.NONE
+    for k, (row, (_name, link)) in enumerate(zip(rows, chain)):
+        names = {}
+        if k and link is not None:
+            prev = rows[k - 1]
+            if prev.operands[0].name != "dst" or prev.operands[0].kind.name != "xd":
+                raise RuntimeError(f"fused chain {chain}: {prev.name} has no x register dst")
+            names[link] = f"dst_{k - 1}"
+        for o in row.operands:
+            if o.name != link or not k:
+                opds.append((f"{o.name}_{k}", o.kind.name, *([o.limit] if o.limit else [])))
+                names[o.name] = f"{o.name}_{k}"
+        if row.flags & (Flag.CALL | Flag.STATE) or (k < len(rows) - 1 and row.flags & Flag.BRANCH):
+            raise RuntimeError(f"fused chain {chain}: {row.name} cannot be fused there")
+        if row.flags & flags & Flag.TRAP:
+            raise RuntimeError(f"fused chain {chain}: more than one part may trap")
+        flags |= row.flags
+        mapping.append(names)
+    name = fused_name([r.name for r in rows])
+    op = _add(name, opds, "fused", flags, _fused_sem(rows, mapping), common=True,
+              doc="fused: " + "; ".join(r.name for r in rows))
+    op.parts = tuple(zip(rows, mapping))
+    return op
+
+
+for _chain in FUSED_CHAINS:
+    _fuse(_chain)
+
+
+def expand(row: Op, vals) -> list[tuple[Op, tuple]]:
+    """The (row, operand values) of each part of a fused op (the op itself otherwise); a
+    linked operand gets the register the previous part wrote."""
+    if not row.parts:
+        return [(row, tuple(vals))]
+    by_name = dict(zip(row.names, vals))
+    return [(part, tuple(by_name[names[n]] for n in part.names)) for part, names in row.parts]
+
+
 # --- opcode assignment --------------------------------------------------------------------------------
 def _assign_opcodes() -> None:
     """Primary page (one byte): the `common` ops in table order; extended page (ESCAPE + u16):
@@ -522,6 +643,7 @@ GROUPS = {
     "memory": "Linear memory",
     "state": "Globals, tables and references",
     "super": "Superinstructions (generated families)",
+    "fused": "Fused sequences (`FUSED_CHAINS`: ops that run back to back, one dispatch)",
 }
 
 
