@@ -27,6 +27,9 @@ base, I: the running instance) that
   A segment that branches back to its own start (a tight loop) loops inside its runner
   with its registers in locals.
 
+A fused op (`isa.table.FUSED_CHAINS`) is translated part by part: its parts become
+consecutive lines of the segment, so fusion costs the interpreter nothing and saves it nothing.
+
 32-bit operands are masked on read only when the generator cannot prove the local holds a
 zero-extended value (a slot loaded from R may hold the 64-bit value a `mov` copied).
 

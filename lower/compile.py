@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from deadeye.interp.isa.program import CompiledCode
+from deadeye.interp.isa.table import OPS
 from deadeye.ir.cfg import reverse_postorder
 from deadeye.ir.errors import ValidationError
 from deadeye.ir.function import Function, IRModule
@@ -34,11 +35,13 @@ class LowerStats:
     bytecode_bytes: int = 0
     frame_slots: int = 0
     moves: int = 0
+    fused: int = 0  # fused ops written
+    fused_parts: int = 0  # the ops they stand for
     ops: Counter = field(default_factory=Counter)
 
     def add(self, other: "LowerStats") -> None:
         for k in ("functions", "ir_instructions", "wasm_instructions", "bytecode_ops",
-                  "bytecode_bytes", "frame_slots", "moves"):
+                  "bytecode_bytes", "frame_slots", "moves", "fused", "fused_parts"):
             setattr(self, k, getattr(self, k) + getattr(other, k))
         self.ops.update(other.ops)
 
@@ -52,6 +55,7 @@ class LowerStats:
             f"bytecode ops:         {self.bytecode_ops} ({self.bytecode_ops / w:.3f} per wasm "
             f"instruction, {self.bytecode_ops - self.ops['fuel']} without fuel ops: "
             f"{(self.bytecode_ops - self.ops['fuel']) / w:.3f})",
+            f"fused ops:            {self.fused} (standing for {self.fused_parts} ops)",
             f"bytecode bytes:       {self.bytecode_bytes}",
             f"moves:                {self.moves}",
             f"average frame size:   {self.frame_slots / n:.1f} slots",
@@ -92,6 +96,9 @@ def compile_function(func: Function, env: IRModule, code: CompiledCode, index: i
         stats.bytecode_ops += sum(em.ops.values())
         stats.bytecode_bytes += len(body)
         stats.frame_slots += alloc.frame_size
-        stats.moves += em.ops["mov"] + em.ops["mov128"]
+        stats.moves += em.parts["mov"] + em.parts["mov128"]
+        fused = [(OPS[n], k) for n, k in em.ops.items() if OPS[n].parts]
+        stats.fused += sum(k for _row, k in fused)
+        stats.fused_parts += sum(k * len(row.parts) for row, k in fused)
         stats.ops.update(em.ops)
     return entry

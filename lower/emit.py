@@ -104,7 +104,8 @@ class Emitter:
         self.labels: dict = {}
         self.fixups: list[tuple[int, int, object]] = []  # (op start, field position, label)
         self.srcmap: list[tuple[int, int]] = []
-        self.ops = Counter()
+        self.ops = Counter()  # ops written (a fused op counts once: one dispatch)
+        self.parts = Counter()  # the same with fused ops counted part by part
         self.stubs: list[tuple[object, Edge]] = []
         self.pending: list = []  # (row, operand values, labels, wasm offset) not yet written
         self.used = set()
@@ -151,6 +152,7 @@ class Emitter:
         start = len(self.buf)
         self.buf += encode(row, *vals)
         self.ops[row.name] += 1
+        self.parts.update([p.name for p, _names in row.parts] or [row.name])
         if labels:
             lay = row.layout
             for idx, lab in labels:
