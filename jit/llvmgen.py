@@ -23,6 +23,9 @@ Dispatch modes (how "find the next handler" is done):
   same templates, with "continue at pc" meaning a branch back to the loop head. The
   fallback for targets without `musttail`.
 
+A fused op's handler is its parts' templates composed (`PartEmit`): one dispatch at the end,
+the value a part writes passed to the next part in a machine register when it is linked.
+
 Semantics templates come from `ir.numerics` by op name (the ISA row's `numerics` field);
 ops without an inline template (everything outside `native_ops()`: tables but for
 `table.size` and `call_indirect`, `ref.func`, segments, bulk memory but for memory 0's
