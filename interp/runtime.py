@@ -461,16 +461,9 @@ class Store:
         """`call` for an executor calling an import or another instance's function: the
         arguments come from validated code (no checks) and the store's lock is already
         held. `args` is a fresh list the callee may keep."""
-        if type(func) is not HostFunction:
-            return self._call(func, args)
-        try:
+        if type(func) is HostFunction:
             return self._call_host(func, args)
-        except Trap as t:
-            if not t.frames:
-                t.frames = self.backtrace()
-            raise
-        except RecursionError:
-            raise self.trap("call stack exhausted") from None
+        return self._call(func, args)
 
     def _call(self, func: WasmFunction | HostFunction, args: list) -> list:
         height = len(self.frames)
@@ -496,10 +489,18 @@ class Store:
         return results
 
     def _call_host(self, func: HostFunction, args: list) -> list:
+        """Run a host function: its traps get the current backtrace, its other exceptions
+        (but `ExitTrap`) become traps, its results are checked."""
         try:
             results = func.callable(self, args)
-        except (Trap, ExitTrap, RecursionError):
+        except Trap as t:
+            if not t.frames:
+                t.frames = self.backtrace()
             raise
+        except ExitTrap:
+            raise
+        except RecursionError:  # host -> wasm -> host recursion reached Python's limit
+            raise self.trap("call stack exhausted") from None
         except Exception as e:
             raise self.trap(f"host function `{func.name}` raised {type(e).__name__}: {e}") from e
         rtys = func.type.results

@@ -1287,8 +1287,7 @@ class PartEmit(Emit):
 def body_fused(e: Emit):
     parts = e.op.parts
     value = None
-    for k, (part, names) in enumerate(parts):
-        link = next((n for n, f in names.items() if k and f == f"dst_{k - 1}"), None)
+    for k, ((part, names), link) in enumerate(zip(parts, e.op.links)):
         bound = {link: value} if link is not None and value is not None else {}
         join = e.b.append_basic_block(f"part{k + 1}") if k + 1 < len(parts) else None
         pe = PartEmit(e, part, names, bound, join)

@@ -12,8 +12,9 @@ exactly what the IR charges.
 Ops of a block are held back until the block ends (or a label is placed) so that adjacent
 ops matching a chain of the ISA's `FUSED_CHAINS` go out as one fused op (longest chain
 first; a linked operand must name the register the previous op wrote, a commutative op's
-operands are swapped to make it so). Ops are encoded with zero branch offsets first; once every label's position is known the
-offsets (relative to the branching op's first byte) are patched in place. Immediates that
+operands are swapped to make it so). Ops are encoded with zero branch offsets first; once
+every label's position is known the offsets (relative to the branching op's first byte)
+are patched in place. Immediates that
 do not fit their field go to the module's constant pool (the encoder picks the `_pool`
 form).
 """
@@ -26,6 +27,7 @@ from collections import Counter
 from deadeye.interp.isa.encoding import ConstPool, decode, encode
 from deadeye.interp.isa.table import OP_LIST, Flag, Op
 
+from .isel import COMMUTATIVE
 from .moves import parallel_move
 from .regalloc import Allocation
 from .vcode import CallSite, Edge, VFunc, VInst, VReg
@@ -54,9 +56,6 @@ def invert(op: str, operands: list):
     return None
 
 
-_COMMUTES = frozenset(f"{t}.{op}" for t in ("i32", "i64") for op in ("add", "mul", "and", "or", "xor"))
-
-
 def _chains() -> dict[str, list[Op]]:
     """First part's name -> the fused ops starting with it, longest first."""
     out: dict[str, list[Op]] = {}
@@ -78,13 +77,12 @@ def _match(fused: Op, pending: list, i: int):
         return None
     vals: dict[str, int] = {}
     prev_dst = None
-    for (row, names), (prow, pvals, _labels, _offset) in zip(parts, pending[i:]):
+    for (row, names), link, (prow, pvals, _labels, _offset) in zip(parts, fused.links, pending[i:]):
         if prow is not row:
             return None
         got = dict(zip(row.names, pvals))
-        link = next((n for n, f in names.items() if f.startswith("dst_") and n != "dst"), None)
         if link is not None and got[link] != prev_dst:
-            if row.name in _COMMUTES and link == "a" and got["b"] == prev_dst:
+            if row.name.split(".")[-1] in COMMUTATIVE and link == "a" and got["b"] == prev_dst:
                 got["a"], got["b"] = got["b"], got["a"]
             else:
                 return None

@@ -33,7 +33,7 @@ M32 = 0xFFFFFFFF
 _CMP_MIRROR = {"eq": "eq", "ne": "ne", "lt_s": "gt_s", "gt_s": "lt_s", "le_s": "ge_s",
                "ge_s": "le_s", "lt_u": "gt_u", "gt_u": "lt_u", "le_u": "ge_u", "ge_u": "le_u",
                "lt": "gt", "gt": "lt", "le": "ge", "ge": "le"}
-_COMMUTATIVE = frozenset("add mul and or xor".split())
+COMMUTATIVE = frozenset("add mul and or xor".split())  # (integer ops; also used by emit.py)
 _SCALAR_CMP_TYPES = ("i32", "i64", "f32", "f64")
 _STATE_OPS = frozenset({"memory.size", "memory.grow", "memory.copy", "memory.fill",
                         "memory.init", "data.drop", "table.get", "table.set", "table.size",
@@ -238,7 +238,7 @@ def _env() -> dict:
 
     def swapped(name):
         t, op = _split(name)
-        if op in _COMMUTATIVE:
+        if op in COMMUTATIVE:
             return name
         if op in _CMP_MIRROR:
             return f"{t}.{_CMP_MIRROR[op]}"

@@ -172,8 +172,10 @@ class Op:
     extended: bool = False
     prefix: bytes = b""
     names: tuple[str, ...] = field(default=(), repr=False)
-    # a fused op: ((part row, {part operand name: fused operand name}), ...)
+    # a fused op: ((part row, {part operand name: fused operand name}), ...) and, per part,
+    # the operand that reads the previous part's `dst` (None: not linked)
     parts: tuple = field(default=(), repr=False)
+    links: tuple = field(default=(), repr=False)
 
     def __str__(self) -> str:
         return self.name
@@ -626,6 +628,7 @@ def _fuse(chain) -> Op:
     op = _add(name, opds, "fused", flags, _fused_sem(rows, mapping), common=room,
               doc="fused: " + "; ".join(r.name for r in rows))
     op.parts = tuple(zip(rows, mapping))
+    op.links = tuple(link for _name, link in chain)
     return op
 
 
