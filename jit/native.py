@@ -10,10 +10,10 @@ Execution model
   buffer of `store.max_call_depth` entries, never the C stack) and a context block
   (`llvmgen.CTX_FIELDS`). Nested activations (wasm -> host -> wasm) get their own set.
 - Python enters the handler chain at the function's entry through `deadeye_run(ctx)`, with
-  pc, fp and memory 0's base and length in the context. wasm->wasm `call`, `return` and `return_call` stay native
-  (the callee's entry address comes from a per-module function table; a function not yet
-  compiled has entry 0 and makes the handler return `HOST_CALL` so Python compiles and
-  installs it, then resumes at the same op). Everything else returns a status: traps,
+  pc, fp and memory 0's base and length in the context. wasm->wasm `call`, `return` and
+  `return_call` stay native (the callee's entry address comes from a per-module function
+  table; a function not yet compiled has entry 0 and makes the handler return `HOST_CALL`
+  so Python compiles and installs it, then resumes at the same op). Everything else returns a status: traps,
   `call_host`/calls into other instances/call_indirect cache misses (serviced through the
   store, then resumed at the next op), `memory.grow`/`table.grow` (`GROW`), the ops without an
   inline template (`SLOW`: tables, references, segments, other memories: run

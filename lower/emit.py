@@ -77,7 +77,7 @@ def _match(fused: Op, pending: list, i: int):
         return None
     vals: dict[str, int] = {}
     prev_dst = None
-    for (row, names), link, (prow, pvals, _labels, _offset) in zip(parts, fused.links, pending[i:]):
+    for (row, names), link, (prow, pvals, *_rest) in zip(parts, fused.links, pending[i:]):
         if prow is not row:
             return None
         got = dict(zip(row.names, pvals))
@@ -105,7 +105,7 @@ class Emitter:
         self.ops = Counter()  # ops written (a fused op counts once: one dispatch)
         self.parts = Counter()  # the same with fused ops counted part by part
         self.stubs: list[tuple[object, Edge]] = []
-        self.pending: list = []  # (row, operand values, labels, wasm offset) not yet written
+        self.pending: list = []  # (row, operand values, labels, wasm offset, bytes) not yet written
         self.used = set()
         for b in vfunc.blocks:
             for ins in b.insts:
@@ -117,8 +117,9 @@ class Emitter:
     # -- raw output --------------------------------------------------------------------------
     def put(self, op: str, operands: list, labels=(), offset: int | None = None) -> None:
         """Queue one op; `labels` = [(operand index, label or list of labels)]."""
-        row, vals, _ = decode(encode(op, *operands, pool=self.pool), 0)
-        self.pending.append((row, vals, labels, offset))
+        b = encode(op, *operands, pool=self.pool)
+        row, vals, _ = decode(b, 0)
+        self.pending.append((row, vals, labels, offset, b))
         if row.flags & Flag.TERMINATOR:
             self.flush()
 
@@ -137,18 +138,20 @@ class Emitter:
                     k = len(group) - 1
                     labels = [(fused.names.index(f"{group[-1][0].names[idx]}_{k}"), lab)
                               for idx, lab in group[-1][2]]
-                    offset = next((o for r, _v, _l, o in group if r.flags & Flag.TRAP), None)
-                    self.write(fused, vals, labels, offset)
+                    offset = next((o for r, _v, _l, o, _b in group if r.flags & Flag.TRAP), None)
+                    self.write(fused, encode(fused, *vals), labels, offset)
                     i += len(group)
                     break
             else:
-                self.write(*pending[i])
+                row, _vals, labels, offset, b = pending[i]
+                self.write(row, b, labels, offset)
                 i += 1
         pending.clear()
 
-    def write(self, row: Op, vals, labels, offset: int | None) -> None:
+    def write(self, row: Op, b: bytes, labels, offset: int | None) -> None:
+        """Append one encoded op, its label fixups and its srcmap entry."""
         start = len(self.buf)
-        self.buf += encode(row, *vals)
+        self.buf += b
         self.ops[row.name] += 1
         self.parts.update([p.name for p, _names in row.parts] or [row.name])
         if labels:
